@@ -1,0 +1,5 @@
+import sys
+
+from tfmodelsec.cli import main
+
+sys.exit(main())

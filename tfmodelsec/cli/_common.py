@@ -1,0 +1,88 @@
+"""Helpers shared by the subcommands: victim/dataset arguments, error handling."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import textwrap
+
+from tfmodelsec.errors import TfmsError
+
+__all__ = ["add_parser", "add_victim_argument", "add_dataset_argument", "add_common_run_arguments",
+           "load_victim_arg", "load_data_arg", "run_command", "parse_int_list", "CliError"]
+
+EXIT_USER_ERROR = 2
+
+
+class CliError(TfmsError, ValueError):
+    """A bad command-line argument combination."""
+
+
+def add_parser(sub, name: str, *, help: str, example: str, description: str | None = None):
+    """Add a subcommand whose ``--help`` ends with an example."""
+    return sub.add_parser(
+        name,
+        help=help,
+        description=description or help,
+        epilog="example:\n" + textwrap.indent(example.strip(), "  "),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+
+
+def add_victim_argument(parser) -> None:
+    parser.add_argument("victim", metavar="VICTIM", help="model file (.h5, .keras) or SavedModel directory")
+    parser.add_argument("--unsafe", action="store_true",
+                        help="allow model files that run stored code (Lambda/custom layers); trusted files only")
+
+
+def add_dataset_argument(parser, *, default: str = "mnist") -> None:
+    parser.add_argument("--dataset", default=default,
+                        help=f"mnist, fashion_mnist, cifar10, digits or tfds:NAME (default: {default})")
+
+
+def add_common_run_arguments(parser, *, out_required: bool = True, out_default: str | None = None) -> None:
+    parser.add_argument("--out", required=out_required, default=out_default, metavar="DIR",
+                        help="output folder" + (f" (default: {out_default})" if out_default else ""))
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def load_victim_arg(args):
+    from tfmodelsec.models.io import load_victim
+
+    if args.unsafe:
+        print("tfmodelsec: warning: --unsafe: code stored in the model file may run", file=sys.stderr)
+    return load_victim(args.victim, safe_mode=not args.unsafe)
+
+
+def load_data_arg(args, victim=None):
+    from tfmodelsec.data import load_dataset
+
+    data = load_dataset(args.dataset)
+    if victim is not None:
+        victim.check_input_shape(data.input_shape, what=f"dataset {data.name!r}")
+    return data
+
+
+def parse_int_list(text: str, *, name: str) -> list[int]:
+    try:
+        values = [int(v) for v in str(text).split(",") if v.strip()]
+    except ValueError:
+        raise CliError(f"--{name} must be comma-separated integers. Received: {text!r}") from None
+    if not values or any(v <= 0 for v in values):
+        raise CliError(f"--{name} must be positive integers. Received: {text!r}")
+    return values
+
+
+def run_command(args) -> int:
+    """Run ``args.func(args)``; turn user errors into one line on stderr and exit 2."""
+    try:
+        return int(args.func(args) or 0)
+    except (TfmsError, ValueError, FileNotFoundError, FileExistsError, NotADirectoryError,
+            PermissionError) as exc:
+        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        print(f"tfmodelsec {args.command}: error: {msg}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print(f"tfmodelsec {args.command}: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,1 @@
+"""Defenses: Keras layers put between a victim and the outside world."""

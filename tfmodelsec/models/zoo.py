@@ -1,0 +1,139 @@
+"""Reference architectures (Keras Functional API, softmax outputs, any input shape).
+
+``lenet5`` is the victim of the stealing papers; ``mlp`` the 784-128-10 model of the
+input-recovery lab; ``c3f2`` and ``small_cnn`` are common victims/students in the
+model-stealing literature; ``resnet18`` is the CIFAR-size ResNet (He et al. 2016,
+3x3 stem, no max-pool) for larger audits.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import keras
+from keras import layers
+
+__all__ = ["lenet5", "mlp", "c3f2", "small_cnn", "resnet18", "build_model", "MODELS"]
+
+
+def _check_shape(input_shape, num_classes):
+    shape = tuple(input_shape)
+    if not shape or any((not isinstance(d, int)) or d <= 0 for d in shape):
+        raise ValueError(
+            f"`input_shape` must be a tuple of positive ints. Received: input_shape={input_shape!r}"
+        )
+    if not isinstance(num_classes, int) or num_classes < 2:
+        raise ValueError(f"`num_classes` must be an int >= 2. Received: num_classes={num_classes!r}")
+    return shape
+
+
+def _maybe_pool(x, name):
+    # Small inputs (e.g. 8x8 digits) would pool down to nothing: pool only while it fits.
+    if x.shape[1] >= 2 and x.shape[2] >= 2:
+        return layers.MaxPooling2D(2, name=name)(x)
+    return x
+
+
+def lenet5(input_shape=(28, 28, 1), num_classes=10, *, name="lenet5") -> keras.Model:
+    """LeNet-5: conv(6, 5x5) - pool - conv(16, 5x5) - pool - 120 - 84 - classes."""
+    shape = _check_shape(input_shape, num_classes)
+    inputs = keras.Input(shape=shape, name="inputs")
+    x = layers.Conv2D(6, 5, padding="same", activation="relu", name="conv1")(inputs)
+    x = _maybe_pool(x, "pool1")
+    x = layers.Conv2D(16, 5, padding="valid" if x.shape[1] >= 5 else "same",
+                      activation="relu", name="conv2")(x)
+    x = _maybe_pool(x, "pool2")
+    x = layers.Flatten(name="flatten")(x)
+    x = layers.Dense(120, activation="relu", name="fc1")(x)
+    x = layers.Dense(84, activation="relu", name="fc2")(x)
+    outputs = layers.Dense(num_classes, activation="softmax", name="predictions")(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
+def mlp(input_shape=(28, 28, 1), num_classes=10, *, hidden=128, name="mlp") -> keras.Model:
+    """The input-recovery lab's MLP: flatten - Dense(128, relu) - Dense(classes, softmax)."""
+    shape = _check_shape(input_shape, num_classes)
+    inputs = keras.Input(shape=shape, name="inputs")
+    x = layers.Flatten(name="flatten")(inputs) if len(shape) > 1 else inputs
+    x = layers.Dense(hidden, activation="relu", name="dense1")(x)
+    outputs = layers.Dense(num_classes, activation="softmax", name="predictions")(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
+def c3f2(input_shape=(28, 28, 1), num_classes=10, *, name="c3f2") -> keras.Model:
+    """Three conv blocks (32-64-128) and two dense layers (256, classes)."""
+    shape = _check_shape(input_shape, num_classes)
+    inputs = keras.Input(shape=shape, name="inputs")
+    x = inputs
+    for i, filters in enumerate((32, 64, 128), start=1):
+        x = layers.Conv2D(filters, 3, padding="same", activation="relu", name=f"conv{i}")(x)
+        x = _maybe_pool(x, f"pool{i}")
+    x = layers.Flatten(name="flatten")(x)
+    x = layers.Dense(256, activation="relu", name="fc1")(x)
+    outputs = layers.Dense(num_classes, activation="softmax", name="predictions")(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
+def small_cnn(input_shape=(28, 28, 1), num_classes=10, *, name="small_cnn") -> keras.Model:
+    """conv32 - conv32 - pool - conv64 - pool - dense128 - classes (with dropout)."""
+    shape = _check_shape(input_shape, num_classes)
+    inputs = keras.Input(shape=shape, name="inputs")
+    x = layers.Conv2D(32, 3, padding="same", activation="relu", name="conv1")(inputs)
+    x = layers.Conv2D(32, 3, padding="same", activation="relu", name="conv2")(x)
+    x = _maybe_pool(x, "pool1")
+    x = layers.Conv2D(64, 3, padding="same", activation="relu", name="conv3")(x)
+    x = _maybe_pool(x, "pool2")
+    x = layers.Flatten(name="flatten")(x)
+    x = layers.Dense(128, activation="relu", name="fc1")(x)
+    x = layers.Dropout(0.25, name="dropout")(x)
+    outputs = layers.Dense(num_classes, activation="softmax", name="predictions")(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
+def _basic_block(x, filters, stride, name):
+    shortcut = x
+    y = layers.Conv2D(filters, 3, strides=stride, padding="same", use_bias=False,
+                      name=f"{name}_conv1")(x)
+    y = layers.BatchNormalization(name=f"{name}_bn1")(y)
+    y = layers.ReLU(name=f"{name}_relu1")(y)
+    y = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"{name}_conv2")(y)
+    y = layers.BatchNormalization(name=f"{name}_bn2")(y)
+    if stride != 1 or shortcut.shape[-1] != filters:
+        shortcut = layers.Conv2D(filters, 1, strides=stride, use_bias=False,
+                                 name=f"{name}_proj")(shortcut)
+        shortcut = layers.BatchNormalization(name=f"{name}_proj_bn")(shortcut)
+    y = layers.Add(name=f"{name}_add")([y, shortcut])
+    return layers.ReLU(name=f"{name}_out")(y)
+
+
+def resnet18(input_shape=(32, 32, 3), num_classes=10, *, width=64, name="resnet18") -> keras.Model:
+    """ResNet-18 for CIFAR-size inputs: 3x3 stem, four stages of two basic blocks."""
+    shape = _check_shape(input_shape, num_classes)
+    inputs = keras.Input(shape=shape, name="inputs")
+    x = layers.Conv2D(width, 3, padding="same", use_bias=False, name="stem_conv")(inputs)
+    x = layers.BatchNormalization(name="stem_bn")(x)
+    x = layers.ReLU(name="stem_relu")(x)
+    for stage, mult in enumerate((1, 2, 4, 8), start=1):
+        for block in range(2):
+            stride = 2 if (stage > 1 and block == 0 and x.shape[1] >= 2) else 1
+            x = _basic_block(x, width * mult, stride, f"stage{stage}_block{block + 1}")
+    x = layers.GlobalAveragePooling2D(name="gap")(x)
+    outputs = layers.Dense(num_classes, activation="softmax", name="predictions")(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
+MODELS: dict[str, Callable[..., keras.Model]] = {
+    "lenet5": lenet5,
+    "mlp": mlp,
+    "mlp_784_128_10": mlp,
+    "c3f2": c3f2,
+    "small_cnn": small_cnn,
+    "resnet18": resnet18,
+}
+
+
+def build_model(name: str, input_shape, num_classes: int, **kwargs) -> keras.Model:
+    """Build a zoo model by name (``lenet5``, ``mlp``, ``c3f2``, ``small_cnn``, ``resnet18``)."""
+    if name not in MODELS:
+        raise ValueError(f"`model` must be one of {sorted(MODELS)}. Received: model={name!r}")
+    return MODELS[name](tuple(input_shape), num_classes, **kwargs)

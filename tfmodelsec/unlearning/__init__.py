@@ -1,0 +1,1 @@
+"""Machine unlearning: checkpoint chain, DeepObliviate, SISA."""
