@@ -7,7 +7,7 @@ from typing import Callable
 
 import numpy as np
 
-from tfmodelsec.utils import Timer, check_positive, resolve_strategy, set_seed
+from tfmodelsec.utils import Timer, check_choice, check_positive, resolve_strategy, set_seed
 
 __all__ = ["TrainResult", "train_classifier"]
 
@@ -63,6 +63,7 @@ def train_classifier(
     epochs: int = 5,
     batch_size: int = 128,
     learning_rate: float = 1e-3,
+    schedule: str = "constant",
     seed: int | None = 0,
     strategy=None,
     validation_split: float = 0.0,
@@ -77,6 +78,8 @@ def train_classifier(
         data: a :class:`tfmodelsec.data.Dataset`, or a tuple ``(x_train, y_train)``
             (then no test accuracy is computed).
         epochs, batch_size, learning_rate: the usual; ``batch_size`` is the global batch.
+        schedule: ``"constant"`` or ``"cosine"`` (cosine decay of the learning rate to 0
+            over all steps; a few tenths of a point better on MNIST-size problems).
         seed: seeds Python, NumPy, TF and Keras before the model is built.
         strategy: a ``tf.distribute.Strategy``; ``None`` uses the current default.
         validation_split: fraction of training data held out for validation.
@@ -91,6 +94,7 @@ def train_classifier(
     check_positive("epochs", epochs, integer=True)
     check_positive("batch_size", batch_size, integer=True)
     check_positive("learning_rate", learning_rate)
+    schedule = check_choice("schedule", schedule, ("constant", "cosine"))
     if isinstance(data, tuple):
         x_train, y_train = data
         x_test = y_test = None
@@ -105,9 +109,13 @@ def train_classifier(
     strategy = resolve_strategy(strategy)
     set_seed(seed)
     net = _build_in_scope(model, x_train.shape[1:], num_classes, strategy)
+    lr = learning_rate
+    if schedule == "cosine":
+        steps = int(epochs) * int(np.ceil(len(x_train) * (1 - validation_split) / int(batch_size)))
+        lr = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=max(steps, 1))
     with strategy.scope():
         net.compile(
-            optimizer=keras.optimizers.Adam(learning_rate),
+            optimizer=keras.optimizers.Adam(lr),
             loss="sparse_categorical_crossentropy",
             metrics=["accuracy"],
         )
