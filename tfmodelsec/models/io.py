@@ -352,8 +352,13 @@ def load_victim(path, *, safe_mode: bool = True, input_range=(0.0, 1.0), output_
     return as_victim(model, output_kind=output_kind, input_range=input_range, source=str(path))
 
 
-def save_model(model, path, *, metadata: dict | None = None) -> Path:
-    """Save ``model`` (``.h5`` or ``.keras`` by suffix) and ``metadata`` as JSON beside it."""
+def save_model(model, path, *, metadata: dict | None = None, include_optimizer: bool = False) -> Path:
+    """Save ``model`` (``.h5`` or ``.keras`` by suffix) and ``metadata`` as JSON beside it.
+
+    The write is atomic (temporary file, then rename). ``.h5`` files leave the
+    optimizer state out unless ``include_optimizer=True``: a victim is an inference
+    artefact, and Adam's moments would triple its size.
+    """
     import keras
 
     path = Path(path)
@@ -361,7 +366,10 @@ def save_model(model, path, *, metadata: dict | None = None) -> Path:
         raise ValueError(f"`path` must end in .h5 or .keras. Received: path={str(path)!r}")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    keras.saving.save_model(model, tmp) if path.suffix.lower() == ".keras" else model.save(tmp)
+    if path.suffix.lower() == ".keras":
+        keras.saving.save_model(model, tmp)
+    else:
+        keras.saving.save_model(model, tmp, include_optimizer=include_optimizer)
     os.replace(tmp, path)
     if metadata is not None:
         from tfmodelsec.utils import write_json
