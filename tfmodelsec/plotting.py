@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["image_grid", "confusion_matrix_figure", "close"]
+__all__ = ["image_grid", "confusion_matrix_figure", "close", "residual_memory_figure"]
 
 
 def _figure(figsize):
@@ -60,5 +60,29 @@ def confusion_matrix_figure(cm, *, title: str = ""):
     ax.set_yticks(range(cm.shape[0]))
     ax.set_title(title, fontsize=9)
     fig.colorbar(im, ax=ax, fraction=0.046)
+    fig.tight_layout()
+    return fig
+
+
+def residual_memory_figure(deltas, fit=None, *, epsilon=None, title: str = ""):
+    """DeepObliviate's temporal residual memory Δ_t per retrained block, with the
+    fitted power law ``a·x^{-h} + b`` and the threshold ε (He et al., NDSS 2021, Fig. 3)."""
+    deltas = np.asarray(deltas, float)
+    x = np.arange(1, len(deltas) + 1)
+    fig = _figure((5, 3.4))
+    ax = fig.subplots()
+    ax.plot(x - 1, deltas, "o", ms=4, label="Δ_t (measured)")
+    if fit is not None:
+        t0 = int(fit.get("t0", 0))
+        xs = np.linspace(1, max(len(deltas) - t0, 2), 200)
+        ax.plot(xs - 1 + t0, fit["a"] * xs ** (-fit["h"]) + fit["b"], "-",
+                label=f"fit {fit['a']:.3g}·x^-{fit['h']:.2f} + {fit['b']:.3g}")
+        ax.plot(xs - 1 + t0, fit["a"] * xs ** (-fit["h"]), ":", label="memory term a·x^-h")
+    if epsilon is not None:
+        ax.axhline(epsilon, color="gray", ls="--", lw=1, label=f"ε = {epsilon:g}")
+    ax.set_xlabel("t (blocks after the deleted block)")
+    ax.set_ylabel("Δ_t / ||Inf(B_d)||₁")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7)
     fig.tight_layout()
     return fig
