@@ -1,0 +1,184 @@
+"""DeepObliviate, naive retraining and SISA on a tiny chain (sklearn digits, LeNet-5)."""
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tfmodelsec.unlearning import (
+    Chain,
+    MajorityVote,
+    evaluate_unlearning,
+    fit_power_law,
+    retrain,
+    stitch,
+    train_chain,
+    train_sisa,
+    unlearn,
+    unlearn_sisa,
+)
+
+BLOCKS = 6
+
+
+def _dir_hash(path) -> str:
+    h = hashlib.sha256()
+    for p in sorted(Path(path).rglob("*")):
+        h.update(p.name.encode())
+        if p.is_file():
+            h.update(p.read_bytes())
+    return h.hexdigest()
+
+
+def _equal(a, b):
+    return all(np.array_equal(x, y) for x, y in zip(a, b))
+
+
+@pytest.fixture(scope="module")
+def chain(tmp_path_factory, digits):
+    out = tmp_path_factory.mktemp("chain")
+    return train_chain("lenet5", digits, out, blocks=BLOCKS, batch_size=32, learning_rate=0.1, seed=1,
+                       verbose=0)
+
+
+def test_stitching_the_original_checkpoint_gives_the_final_model_exactly(chain):
+    final = chain.weights(BLOCKS)
+    for k in range(BLOCKS + 1):
+        assert _equal(stitch(chain, chain.weights(k), k), final)
+
+
+def test_early_stop_stitches_the_rest_of_the_chain(chain, digits):
+    from tfmodelsec.unlearning.base import checked_trainer
+
+    ids = chain.blocks[0][:3]
+    result = unlearn(chain, ids, epsilon=1e9, max_blocks=2, data=digits, verbose=0)
+    assert result.blocks_retrained == 2 and result.info["stopped_at_block"] == 2
+    assert len(result.deltas) == 2 and result.first_block == 1 and result.deleted == 3
+    # M'_2 by hand: blocks 1 and 2 from M_0 without the records, then the stitch
+    trainer, w = checked_trainer(chain), chain.weights(0)
+    for i in (1, 2):
+        block = chain.blocks[i - 1]
+        w = trainer.train_block(w, digits.x_train[block], digits.y_train[block],
+                                (~np.isin(block, ids)).astype(np.float32), seed=1, block=i)
+    assert _equal(result.weights, stitch(chain, w, 2))
+    assert not _equal(result.weights, chain.weights(BLOCKS))
+
+
+def test_epsilon_zero_matches_naive_retraining(chain, digits):
+    ids = chain.blocks[1][:5].tolist() + chain.blocks[3][:2].tolist()
+    ours = unlearn(chain, ids, epsilon=0.0, data=digits, verbose=0)
+    naive = retrain(chain, ids, data=digits, verbose=0)
+    assert ours.blocks_retrained == BLOCKS - 1  # from block 2 to the end
+    assert _equal(ours.weights, naive.weights)
+
+
+def test_unlearning_a_whole_block_matches_retraining(chain, digits):
+    block = chain.blocks[BLOCKS - 1]  # the last block: nothing after it to stitch
+    ours = unlearn(chain, block, epsilon=0.1, data=digits, verbose=0)
+    naive = retrain(chain, block, data=digits, verbose=0)
+    assert ours.blocks_retrained == 1 and _equal(ours.weights, naive.weights)
+    # deleting the whole last block gives back the model before it
+    assert _equal(naive.weights, chain.weights(BLOCKS - 1))
+
+
+def test_unlearning_never_modifies_the_chain(chain, digits):
+    before = _dir_hash(chain.path)
+    unlearn(chain, chain.blocks[2][:10], epsilon=0.05, data=digits, verbose=0)
+    retrain(chain, chain.blocks[2][:10], data=digits, verbose=0)
+    assert _dir_hash(chain.path) == before
+
+
+@pytest.mark.parametrize("ids,match", [
+    ([], "empty"),
+    ([3, 3], "duplicate"),
+    ([-1], "training set"),
+    ([10**6], "training set"),
+    ([1.5], "integer"),
+], ids=["empty", "duplicates", "negative", "too-large", "not-int"])
+def test_bad_delete_ids(chain, digits, ids, match):
+    with pytest.raises(ValueError, match=match):
+        unlearn(chain, ids, data=digits, verbose=0)
+    with pytest.raises(ValueError, match=match):
+        retrain(chain, ids, data=digits, verbose=0)
+
+
+def test_bad_options_and_mismatched_data_or_model(chain, digits, tmp_path):
+    with pytest.raises(ValueError, match="epsilon"):
+        unlearn(chain, [0], epsilon=-0.1, data=digits, verbose=0)
+    with pytest.raises(ValueError, match="stop_on"):
+        unlearn(chain, [0], stop_on="median", data=digits, verbose=0)
+    other = digits.subset(n_train=len(digits.x_train))
+    other = type(digits)(digits.name, digits.x_train[::-1].copy(), digits.y_train[::-1].copy(),
+                         digits.x_test, digits.y_test, digits.num_classes)
+    with pytest.raises(ValueError, match="data"):
+        unlearn(chain, [0], data=other, verbose=0)
+    copy = tmp_path / "mlp"
+    shutil.copytree(chain.path, copy)
+    m = json.loads((copy / "manifest.json").read_text())
+    m["config"]["model"] = "mlp"
+    (copy / "manifest.json").write_text(json.dumps(m))
+    with pytest.raises(ValueError, match="model"):
+        unlearn(Chain.open(copy), [0], data=digits, verbose=0)
+
+
+def test_power_law_fit_recovers_known_parameters():
+    x = np.arange(1, 16)
+    fit = fit_power_law(2.0 * x ** -1.5 + 0.1)
+    assert fit["a"] == pytest.approx(2.0, rel=1e-3) and fit["h"] == pytest.approx(1.5, rel=1e-3)
+    assert fit["b"] == pytest.approx(0.1, abs=1e-3)
+    assert fit_power_law([1.0, 0.5]) is None  # fewer points than parameters
+
+
+def test_evaluation_and_plot(chain, digits):
+    result = unlearn(chain, chain.blocks[0][:20], epsilon=0.1, data=digits, verbose=0)
+    ids = chain.blocks[0][:20]
+    metrics = evaluate_unlearning(result.model, digits, reference=chain.model(),
+                                  deleted=(digits.x_train[ids], digits.y_train[ids]))
+    assert set(metrics) == {"top1", "top5", "consistency", "membership_auc"}
+    assert 0.0 <= metrics["membership_auc"] <= 1.0 and 0.0 <= metrics["consistency"] <= 1.0
+    fig = result.plot()
+    assert fig.axes and len(fig.axes[0].lines) >= 2
+    assert json.dumps(result.to_dict())
+
+
+def test_loss_threshold_auc_known_answers():
+    from tfmodelsec.metrics import loss_threshold_auc
+
+    assert loss_threshold_auc([0.1, 0.2], [1.0, 2.0]) == 1.0  # members all have lower loss
+    assert loss_threshold_auc([1.0, 2.0], [0.1, 0.2]) == 0.0
+    assert loss_threshold_auc([1.0], [1.0]) == 0.5
+    with pytest.raises(ValueError, match="member_losses"):
+        loss_threshold_auc([], [1.0])
+
+
+def test_majority_vote_known_answer():
+    p = [np.array([[0.6, 0.4, 0.0]], np.float32), np.array([[0.1, 0.9, 0.0]], np.float32),
+         np.array([[0.3, 0.7, 0.0]], np.float32)]
+    out = np.asarray(MajorityVote()(p))
+    assert out.argmax() == 1 and out.sum() == pytest.approx(1.0, abs=1e-6)
+    assert out[0, 1] == pytest.approx(2 / 3, abs=2e-3)
+
+
+@pytest.mark.slow
+def test_sisa_retrains_only_the_affected_shard(digits, tmp_path):
+    from tfmodelsec.models import load_victim, save_model
+
+    sisa = train_sisa("lenet5", digits, tmp_path / "sisa", shards=3, slices=2, batch_size=32,
+                      learning_rate=0.1, seed=0, verbose=0)
+    before = _dir_hash(tmp_path / "sisa")
+    ids = sisa.slices[1][1][:4]  # shard 1, slice 2
+    result = unlearn_sisa(sisa, ids, data=digits, verbose=0)
+    assert result.info["shards_retrained"] == 1 and result.blocks_retrained == 1
+    assert _dir_hash(tmp_path / "sisa") == before
+    shards = [layer for layer in result.model.layers if layer.name.startswith("shard_")]
+    assert _equal(shards[0].get_weights(), sisa.weights(0, 2))  # untouched shards kept
+    assert not _equal(shards[1].get_weights(), sisa.weights(1, 2))
+    path = save_model(result.model, tmp_path / "sisa.h5")
+    victim = load_victim(path)  # MajorityVote is a registered tfmodelsec layer: safe to load
+    np.testing.assert_allclose(victim.probabilities(digits.x_test[:8]),
+                               result.model.predict(digits.x_test[:8], verbose=0), atol=1e-6)
+    with pytest.raises(ValueError, match="duplicate"):
+        unlearn_sisa(sisa, [1, 1], data=digits, verbose=0)
