@@ -182,3 +182,49 @@ def test_sisa_retrains_only_the_affected_shard(digits, tmp_path):
                                result.model.predict(digits.x_test[:8], verbose=0), atol=1e-6)
     with pytest.raises(ValueError, match="duplicate"):
         unlearn_sisa(sisa, [1, 1], data=digits, verbose=0)
+
+
+@pytest.mark.slow
+def test_cli_chain_and_unlearn(tmp_path, capsys):
+    from tfmodelsec.cli import main
+    from tfmodelsec.models import load_victim
+
+    chain_dir = tmp_path / "chain"
+    base = ["chain", "--model", "lenet5", "--dataset", "digits", "--train-subset", "600", "--blocks", "4",
+            "--lr", "0.1", "--out", str(chain_dir), "--quiet"]
+    assert main(base + ["--sisa", "2,2"]) == 0
+    assert "storage" in capsys.readouterr().out
+    assert main(base) == 2 and "--resume" in capsys.readouterr().err  # exists: needs --resume
+    assert main(base + ["--resume"]) == 0
+    before = _dir_hash(chain_dir)
+    ids = tmp_path / "ids.txt"
+    ids.write_text("3\n17  # a comment\n\n250\n")
+    for method in ("deepobliviate", "sisa", "retrain"):
+        out = tmp_path / method
+        assert main(["unlearn", str(chain_dir), "--delete", str(ids), "--method", method,
+                     "--out", str(out), "--quiet"]) == 0, capsys.readouterr().err
+        report = json.loads((out / "unlearn.json").read_text())
+        assert report["method"] == method and report["deleted"] == 3
+        assert {"top1", "membership_auc"} <= set(report["after"]) and "consistency" in report["after"]
+        assert report["speedup"] > 0 and (out / "residual.png").stat().st_size > 0
+        assert load_victim(out / "model.h5").num_classes == 10
+    assert json.loads((tmp_path / "retrain" / "unlearn.json").read_text())["after"]["consistency"] == 1.0
+    assert _dir_hash(chain_dir) == before  # unlearning never touches the chain
+
+    (tmp_path / "dup.json").write_text("[5, 5]")
+    (tmp_path / "empty.txt").write_text("\n")
+    for delete, out, match in [
+        ("1,2", str(tmp_path / "nowhere-chain"), "chain"),
+        (str(tmp_path / "dup.json"), None, "duplicate"),
+        (str(tmp_path / "empty.txt"), None, "empty"),
+        ("1,x", None, "comma-separated"),
+        ("599,600", None, "training set"),
+        ("missing.txt", None, "not found"),
+    ]:
+        target = out or str(chain_dir)
+        assert main(["unlearn", target, "--delete", delete, "--out", str(tmp_path / "o"), "--quiet"]) == 2
+        err = capsys.readouterr().err
+        assert match in err and len(err.strip().splitlines()) == 1, err
+    assert main(["unlearn", str(chain_dir), "--delete", "1", "--out", str(chain_dir / "x"), "--quiet"]) == 2
+    assert "outside" in capsys.readouterr().err
+    assert _dir_hash(chain_dir) == before
