@@ -228,3 +228,31 @@ def test_cli_chain_and_unlearn(tmp_path, capsys):
     assert main(["unlearn", str(chain_dir), "--delete", "1", "--out", str(chain_dir / "x"), "--quiet"]) == 2
     assert "outside" in capsys.readouterr().err
     assert _dir_hash(chain_dir) == before
+
+
+def test_incomplete_chain_is_refused(chain, digits):
+    from tfmodelsec.unlearning import ChainError
+
+    partial = Chain(chain.path, chain.config, chain.blocks, chain.checkpoints[:3], complete=False)
+    with pytest.raises(ChainError, match="incomplete"):
+        unlearn(partial, [0], data=digits, verbose=0)
+
+
+def test_chain_under_an_explicit_strategy(chain, digits, tmp_path):
+    import tensorflow as tf
+
+    strategy = tf.distribute.OneDeviceStrategy("/cpu:0")
+    other = train_chain("lenet5", digits, tmp_path / "one_device", blocks=BLOCKS, batch_size=32,
+                        learning_rate=0.1, seed=1, strategy=strategy, verbose=0)
+    for a, b in zip(other.weights(BLOCKS), chain.weights(BLOCKS)):
+        np.testing.assert_allclose(a, b, atol=1e-5)
+    result = unlearn(other, other.blocks[0][:4], epsilon=0.1, data=digits, strategy=strategy, verbose=0)
+    assert result.blocks_retrained >= 1
+
+
+def test_public_api():
+    import tfmodelsec.unlearning as ul
+
+    assert set(ul.__all__) >= {"Chain", "train_chain", "unlearn", "stitch", "retrain", "train_sisa",
+                               "unlearn_sisa", "UnlearnResult", "ChainError", "MajorityVote"}
+    assert all(hasattr(ul, name) for name in ul.__all__)

@@ -92,6 +92,10 @@ class UnlearnResult:
 
 def checked_trainer(chain, strategy=None):
     """The chain's block trainer, after checking its model fits the stored checkpoints."""
+    if not chain.complete:
+        from tfmodelsec.unlearning.chain import ChainError
+
+        raise ChainError(f"`chain` {str(chain.path)!r} is incomplete; finish it with --resume first")
     trainer = chain.config.trainer(strategy)
     stored = [tuple(w.shape) for w in chain.weights(0)]
     built = [tuple(w.shape) for w in trainer.model.weights]

@@ -39,6 +39,10 @@ __all__ = ["unlearn", "stitch", "fit_power_law", "power_law"]
 
 #: Fewest residual values before a power law (3 parameters) is fitted.
 MIN_FIT_POINTS = 3
+#: Upper bound of the decay exponent h. With a handful of noisy points an unbounded fit
+#: explains a single drop by h -> infinity and declares the memory gone at once; the
+#: paper's residual curves decay roughly like 1/x, so h is kept to [0, 2].
+MAX_DECAY_EXPONENT = 2.0
 
 
 def power_law(x, a, h, b):
@@ -47,7 +51,7 @@ def power_law(x, a, h, b):
 
 
 def fit_power_law(deltas) -> dict | None:
-    """Fit ``a·x^{-h} + b`` (``a, h, b >= 0``) to ``deltas`` at ``x = 1, 2, ...``.
+    """Fit ``a·x^{-h} + b`` (``a, b >= 0``, ``0 <= h <= 2``) to ``deltas`` at ``x = 1, 2, ...``.
 
     Returns ``{"a", "h", "b"}`` or ``None`` when there are too few points or the fit
     does not converge.
@@ -62,7 +66,7 @@ def fit_power_law(deltas) -> dict | None:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            (a, h, b), _ = curve_fit(power_law, x, y, p0=p0, bounds=([0, 0, 0], [np.inf, 10.0, np.inf]),
+            (a, h, b), _ = curve_fit(power_law, x, y, p0=p0, bounds=([0, 0, 0], [np.inf, MAX_DECAY_EXPONENT, np.inf]),
                                      maxfev=5000)
     except (RuntimeError, ValueError):
         return None
