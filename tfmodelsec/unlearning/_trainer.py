@@ -4,7 +4,9 @@ One compiled ``tf.function`` trains a model on one block of records under any
 ``tf.distribute`` strategy. Deleted records are not removed from the batches but
 get weight 0: every batch keeps its slot, so retraining "without" records follows
 exactly the trajectory that training on the remaining records with the same seed
-and batch order would follow, and the step function never retraces.
+and batch order would follow, and the step function never retraces. (With plain SGD
+a batch whose records are all deleted leaves the weights as they are; with Adam its
+moment estimates still move them, as Adam does on any zero gradient.)
 """
 
 from __future__ import annotations
