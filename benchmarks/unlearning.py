@@ -26,7 +26,14 @@ import numpy as np  # noqa: E402
 
 from tfmodelsec import load_dataset  # noqa: E402
 from tfmodelsec.unlearning import (  # noqa: E402
-    Chain, evaluate_unlearning, retrain, train_chain, train_sisa, unlearn, unlearn_sisa)
+    Chain,
+    evaluate_unlearning,
+    retrain,
+    train_chain,
+    train_sisa,
+    unlearn,
+    unlearn_sisa,
+)
 
 SEED = 0
 EPSILONS = (0.1, 0.05)
@@ -38,7 +45,7 @@ def deletion_ids(chain: Chain, block: int, size: int, rng) -> np.ndarray:
     ids = chain.blocks[block - 1]
     if size <= len(ids):
         return np.sort(rng.choice(ids, size, replace=False))
-    return np.sort(np.concatenate(chain.blocks[block - 1:])[:size])
+    return np.sort(np.concatenate(chain.blocks[block - 1 :])[:size])
 
 
 def residual_grid(cases, path: Path) -> None:
@@ -91,14 +98,23 @@ def markdown(payload) -> str:
         cells = [f"{r['deleted']:,}", f"{ordinal(r['position_block'])} ({r['position']})"]
         for eps in EPSILONS:
             d = r["deepobliviate"][str(eps)]
-            cells += [pct(d["top1"]), pct(d.get("top5")), pct(d["consistency"]), f"{d['speedup']:.1f}"]
+            cells += [
+                pct(d["top1"]),
+                pct(d.get("top5")),
+                pct(d["consistency"]),
+                f"{d['speedup']:.1f}",
+            ]
         cells += [pct(r["naive"]["top1"]), pct(r["naive"].get("top5"))]
         lines.append("| " + " | ".join(cells) + " |")
-    lines += ["", "Blocks retrained, SISA and membership AUC of the deleted records (loss threshold, "
-              "deleted vs 10,000 unseen test records; 0.5 = chance):", "",
-              "| Un-Data | Position | blocks retrained ε=0.1 / 0.05 | SISA Top-1 (%) | SISA Con. (%) "
-              "| SISA speed-up (×) | AUC before | AUC naive | AUC DO ε=0.1 | AUC DO ε=0.05 | AUC SISA |",
-              "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines += [
+        "",
+        "Blocks retrained, SISA and membership AUC of the deleted records (loss threshold, "
+        "deleted vs 10,000 unseen test records; 0.5 = chance):",
+        "",
+        "| Un-Data | Position | blocks retrained ε=0.1 / 0.05 | SISA Top-1 (%) | SISA Con. (%) "
+        "| SISA speed-up (×) | AUC before | AUC naive | AUC DO ε=0.1 | AUC DO ε=0.05 | AUC SISA |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
         do = r["deepobliviate"]
         lines.append(
@@ -106,33 +122,49 @@ def markdown(payload) -> str:
             f"{do['0.05']['blocks_retrained']} | {pct(r['sisa']['top1'])} | {pct(r['sisa']['consistency'])} "
             f"| {r['sisa']['speedup']:.1f} | {r['before']['membership_auc']:.3f} "
             f"| {r['naive']['membership_auc']:.3f} | {do['0.1']['membership_auc']:.3f} "
-            f"| {do['0.05']['membership_auc']:.3f} | {r['sisa']['membership_auc']:.3f} |")
+            f"| {do['0.05']['membership_auc']:.3f} | {r['sisa']['membership_auc']:.3f} |"
+        )
     t = payload["targets"]
-    lines += ["", "Targets (DeepObliviate rows meeting each, of "
-              f"{2 * len(rows)}): speed-up ≥ {TARGET_SPEEDUP:g}×: {t['speedup_met']}; top-1 within "
-              f"0.5 pt of naive: {t['top1_met']}; consistency ≥ 97%: {t['consistency_met']}; "
-              f"membership AUC ≤ {TARGET_AUC}: {t['auc_met']}.", "",
-              f"Chain: {payload['storage']['checkpoints']} checkpoints, "
-              f"{payload['storage']['bytes_per_checkpoint'] / 1024:.0f} KiB each, "
-              f"{payload['storage']['total_bytes'] / 2**20:.1f} MiB in all; trained in "
-              f"{payload['chain_seconds']:.1f}s. Residual memory curves: unlearning_residual.png.", "",
-              "With one deleted record the AUC is that record's loss rank among the test records, so compare "
-              "it with the naive model's (the ideal); 1,000 records fill whole blocks (a block holds "
-              f"{cfg['n_train'] // cfg['blocks']} records) starting at the given one.", ""]
+    lines += [
+        "",
+        "Targets (DeepObliviate rows meeting each, of "
+        f"{2 * len(rows)}): speed-up ≥ {TARGET_SPEEDUP:g}×: {t['speedup_met']}; top-1 within "
+        f"0.5 pt of naive: {t['top1_met']}; consistency ≥ 97%: {t['consistency_met']}; "
+        f"membership AUC ≤ {TARGET_AUC}: {t['auc_met']}.",
+        "",
+        f"Chain: {payload['storage']['checkpoints']} checkpoints, "
+        f"{payload['storage']['bytes_per_checkpoint'] / 1024:.0f} KiB each, "
+        f"{payload['storage']['total_bytes'] / 2**20:.1f} MiB in all; trained in "
+        f"{payload['chain_seconds']:.1f}s. Residual memory curves: unlearning_residual.png.",
+        "",
+        "With one deleted record the AUC is that record's loss rank among the test records, so compare "
+        "it with the naive model's (the ideal); 1,000 records fill whole blocks (a block holds "
+        f"{cfg['n_train'] // cfg['blocks']} records) starting at the given one.",
+        "",
+    ]
     return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="6,000 MNIST records, 100 blocks, small SISA")
-    parser.add_argument("--blocks", type=int, default=None, help="chain length (default 400; quick 100)")
-    parser.add_argument("--render", action="store_true",
-                        help="only rewrite results/unlearning.md from results/unlearning.json")
+    parser.add_argument(
+        "--quick", action="store_true", help="6,000 MNIST records, 100 blocks, small SISA"
+    )
+    parser.add_argument(
+        "--blocks", type=int, default=None, help="chain length (default 400; quick 100)"
+    )
+    parser.add_argument(
+        "--render",
+        action="store_true",
+        help="only rewrite results/unlearning.md from results/unlearning.json",
+    )
     args = parser.parse_args()
     if args.render:
         import json
 
-        (RESULTS / "unlearning.md").write_text(markdown(json.loads((RESULTS / "unlearning.json").read_text())))
+        (RESULTS / "unlearning.md").write_text(
+            markdown(json.loads((RESULTS / "unlearning.json").read_text()))
+        )
         return
     data = load_dataset("mnist")
     blocks = args.blocks or (100 if args.quick else 400)
@@ -144,17 +176,22 @@ def main() -> None:
     rng = np.random.default_rng(SEED)
     with tempfile.TemporaryDirectory(prefix="tfms-unlearning-") as tmp:
         t0 = time.perf_counter()
-        chain = train_chain("lenet5", data, Path(tmp) / "chain", blocks=blocks, verbose=1, **settings)
+        chain = train_chain(
+            "lenet5", data, Path(tmp) / "chain", blocks=blocks, verbose=1, **settings
+        )
         chain_seconds = time.perf_counter() - t0
         chain = Chain.open(chain.path)  # verifies every checksum once
         t0 = time.perf_counter()
-        sisa = train_sisa("lenet5", data, Path(tmp) / "sisa", shards=shards, slices=slices, verbose=1,
-                          **settings)
+        sisa = train_sisa(
+            "lenet5", data, Path(tmp) / "sisa", shards=shards, slices=slices, verbose=1, **settings
+        )
         sisa_seconds = time.perf_counter() - t0
         original = chain.model()
         sisa_full = sisa.ensemble()
-        full_eval = {"chain_final": evaluate_unlearning(original, data),
-                     "sisa_full": evaluate_unlearning(sisa_full, data)}
+        full_eval = {
+            "chain_final": evaluate_unlearning(original, data),
+            "sisa_full": evaluate_unlearning(sisa_full, data),
+        }
         print("original model:", full_eval, flush=True)
         rows, grid = [], []
         for position, block in (("early", 1), ("middle", blocks // 2)):
@@ -164,30 +201,50 @@ def main() -> None:
                 deleted = (data.x_train[ids], data.y_train[ids])
                 naive = retrain(chain, ids, data=data, verbose=0)
                 naive_pred = naive.model.predict(data.x_test, batch_size=1024, verbose=0).argmax(1)
-                row = {"deleted": size, "position": position, "position_block": block,
-                       "blocks_holding_deleted": sorted(set(chain.block_of(ids).tolist())),
-                       "before": evaluate_unlearning(original, data, deleted=deleted),
-                       "naive": {"seconds": naive.seconds,
-                                 **evaluate_unlearning(naive.model, data, deleted=deleted)},
-                       "deepobliviate": {}}
+                row = {
+                    "deleted": size,
+                    "position": position,
+                    "position_block": block,
+                    "blocks_holding_deleted": sorted(set(chain.block_of(ids).tolist())),
+                    "before": evaluate_unlearning(original, data, deleted=deleted),
+                    "naive": {
+                        "seconds": naive.seconds,
+                        **evaluate_unlearning(naive.model, data, deleted=deleted),
+                    },
+                    "deepobliviate": {},
+                }
                 for eps in EPSILONS:
                     res = unlearn(chain, ids, epsilon=eps, data=data, verbose=0)
                     row["deepobliviate"][str(eps)] = {
-                        **res.to_dict(), "speedup": naive.seconds / res.seconds,
-                        **evaluate_unlearning(res.model, data, deleted=deleted, reference_pred=naive_pred)}
+                        **res.to_dict(),
+                        "speedup": naive.seconds / res.seconds,
+                        **evaluate_unlearning(
+                            res.model, data, deleted=deleted, reference_pred=naive_pred
+                        ),
+                    }
                     if eps == EPSILONS[-1]:
                         grid_row.append((f"{size} deleted, {position} block {block}, ε={eps}", res))
                 s = unlearn_sisa(sisa, ids, data=data, verbose=0)
-                row["sisa"] = {**s.to_dict(), "speedup": naive.seconds / s.seconds,
-                               **evaluate_unlearning(s.model, data, deleted=deleted, reference_pred=naive_pred)}
+                row["sisa"] = {
+                    **s.to_dict(),
+                    "speedup": naive.seconds / s.seconds,
+                    **evaluate_unlearning(
+                        s.model, data, deleted=deleted, reference_pred=naive_pred
+                    ),
+                }
                 rows.append(row)
                 do = row["deepobliviate"]
-                print(f"{size:>5} @ block {block:>3}: naive {naive.seconds:.1f}s top1 {row['naive']['top1']:.4f} | "
-                      + " | ".join(f"DO ε={e}: {do[str(e)]['blocks_retrained']} blocks "
-                                   f"{do[str(e)]['speedup']:.1f}x top1 {do[str(e)]['top1']:.4f} "
-                                   f"con {do[str(e)]['consistency']:.4f} auc {do[str(e)]['membership_auc']:.3f}"
-                                   for e in EPSILONS)
-                      + f" | SISA {row['sisa']['speedup']:.1f}x con {row['sisa']['consistency']:.4f}", flush=True)
+                print(
+                    f"{size:>5} @ block {block:>3}: naive {naive.seconds:.1f}s top1 {row['naive']['top1']:.4f} | "
+                    + " | ".join(
+                        f"DO ε={e}: {do[str(e)]['blocks_retrained']} blocks "
+                        f"{do[str(e)]['speedup']:.1f}x top1 {do[str(e)]['top1']:.4f} "
+                        f"con {do[str(e)]['consistency']:.4f} auc {do[str(e)]['membership_auc']:.3f}"
+                        for e in EPSILONS
+                    )
+                    + f" | SISA {row['sisa']['speedup']:.1f}x con {row['sisa']['consistency']:.4f}",
+                    flush=True,
+                )
             grid.append(grid_row)
         storage = chain.storage()
         config = chain.config.to_dict()
@@ -202,22 +259,28 @@ def main() -> None:
         "speedup_min": float(min(d["speedup"] for _, d in do_rows)),
     }
     payload = {
-        "seed": SEED, "quick": args.quick, "chain": config, "chain_seconds": chain_seconds,
-        "storage": storage, "sisa": {"shards": shards, "slices": slices, "train_seconds": sisa_seconds},
-        "full_models": full_eval, "targets": targets, "rows": rows,
+        "seed": SEED,
+        "quick": args.quick,
+        "chain": config,
+        "chain_seconds": chain_seconds,
+        "storage": storage,
+        "sisa": {"shards": shards, "slices": slices, "train_seconds": sisa_seconds},
+        "full_models": full_eval,
+        "targets": targets,
+        "rows": rows,
         "choices": {
             "chain": "one pass over the data: each block trained for one epoch, SGD (state-free, so a "
-                     "checkpoint is the whole training state), batch 32, lr 0.05",
+            "checkpoint is the whole training state), batch 32, lr 0.05",
             "deleted_records": "1 and 100 drawn at random from the block; 1,000 exceed a block "
-                               "(60,000/B records) and fill it and the following blocks",
+            "(60,000/B records) and fill it and the following blocks",
             "deepobliviate": "Δ_t normalised by ||Inf(B_d|M_{d-1})||_1; power law fitted from the largest Δ "
-                             "on; stop when the fitted memory term a·x^-h < ε (b = noise floor)",
+            "on; stop when the fitted memory term a·x^-h < ε (b = noise floor)",
             "timing": "wall time on a shared 2-core CPU; the block step function is compiled once and "
-                      "shared by naive retraining, DeepObliviate and SISA, so no timing includes graph "
-                      "tracing; DeepObliviate's time includes reading and checksumming the checkpoints it "
-                      "uses, the fits and the stitch; opening/verifying the whole chain is done once before",
+            "shared by naive retraining, DeepObliviate and SISA, so no timing includes graph "
+            "tracing; DeepObliviate's time includes reading and checksumming the checkpoints it "
+            "uses, the fits and the stitch; opening/verifying the whole chain is done once before",
             "membership": "loss-threshold AUC (scikit-learn roc_auc_score), deleted records vs the 10,000 "
-                          "test records; with 1 deleted record it is that record's loss rank",
+            "test records; with 1 deleted record it is that record's loss rank",
             "sisa": f"{shards} shards x {slices} slices, stage r trains 1 epoch on slices 1..r; majority vote",
         },
     }

@@ -20,7 +20,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _hashes(path):
-    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(Path(path).iterdir())}
+    return {
+        p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(Path(path).iterdir())
+    }
 
 
 @pytest.fixture(scope="module")
@@ -136,13 +138,18 @@ _CHILD = textwrap.dedent("""
 
 @pytest.mark.slow
 @pytest.mark.subprocess
-@pytest.mark.parametrize("target,skip", [("m_0004.npz.tmp", 0), ("manifest.json.tmp", 3)],
-                         ids=["checkpoint", "manifest"])
+@pytest.mark.parametrize(
+    "target,skip", [("m_0004.npz.tmp", 0), ("manifest.json.tmp", 3)], ids=["checkpoint", "manifest"]
+)
 def test_sigkill_mid_write_then_resume(target, skip, chain_dir, digits, tmp_path):
     out, marker = tmp_path / "chain", tmp_path / "killed-here"
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}
-    child = subprocess.Popen([sys.executable, "-c", _CHILD, target, str(skip), str(marker), str(out)], env=env,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    child = subprocess.Popen(
+        [sys.executable, "-c", _CHILD, target, str(skip), str(marker), str(out)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     deadline = time.monotonic() + 120
     while not marker.exists():
         if child.poll() is not None:

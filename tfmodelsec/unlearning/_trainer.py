@@ -54,8 +54,17 @@ class BlockTrainer:
         strategy: a ``tf.distribute.Strategy``; ``None`` uses the current default.
     """
 
-    def __init__(self, model: str, input_shape, num_classes: int, *, optimizer: str = "sgd",
-                 learning_rate: float = 0.05, batch_size: int = 32, strategy=None):
+    def __init__(
+        self,
+        model: str,
+        input_shape,
+        num_classes: int,
+        *,
+        optimizer: str = "sgd",
+        learning_rate: float = 0.05,
+        batch_size: int = 32,
+        strategy=None,
+    ):
         import keras
         import tensorflow as tf
 
@@ -103,7 +112,9 @@ class BlockTrainer:
             if v.name != "learning_rate":  # the rest (iteration, moments) is per-block state
                 v.assign(np.zeros(v.shape, dtype=v.dtype))
 
-    def train_block(self, weights, x, y, keep=None, *, seed: int, block: int, epochs: int = 1) -> list:
+    def train_block(
+        self, weights, x, y, keep=None, *, seed: int, block: int, epochs: int = 1
+    ) -> list:
         """Train from ``weights`` on one block; return the new weights.
 
         Args:
@@ -129,16 +140,30 @@ class BlockTrainer:
 _CACHE: dict = {}
 
 
-def get_trainer(model, input_shape, num_classes, *, optimizer, learning_rate, batch_size,
-                strategy=None) -> BlockTrainer:
+def get_trainer(
+    model, input_shape, num_classes, *, optimizer, learning_rate, batch_size, strategy=None
+) -> BlockTrainer:
     """A :class:`BlockTrainer` for these settings, reused across calls (compiled once)."""
     strategy = resolve_strategy(strategy)
-    key = (model, tuple(input_shape), int(num_classes), optimizer, float(learning_rate),
-           int(batch_size), id(strategy))
+    key = (
+        model,
+        tuple(input_shape),
+        int(num_classes),
+        optimizer,
+        float(learning_rate),
+        int(batch_size),
+        id(strategy),
+    )
     if key not in _CACHE:
         if len(_CACHE) >= 4:  # a few live models at most
             _CACHE.pop(next(iter(_CACHE)))
-        _CACHE[key] = BlockTrainer(model, input_shape, num_classes, optimizer=optimizer,
-                                   learning_rate=learning_rate, batch_size=batch_size,
-                                   strategy=strategy)
+        _CACHE[key] = BlockTrainer(
+            model,
+            input_shape,
+            num_classes,
+            optimizer=optimizer,
+            learning_rate=learning_rate,
+            batch_size=batch_size,
+            strategy=strategy,
+        )
     return _CACHE[key]

@@ -26,9 +26,13 @@ def check_delete_ids(delete_ids, n_train: int, *, known=None) -> np.ndarray:
     raw = np.asarray(list(delete_ids) if not isinstance(delete_ids, np.ndarray) else delete_ids)
     if raw.size == 0:
         raise ValueError("`delete_ids` is empty: give at least one training-record id to delete")
-    if raw.ndim != 1 or not (np.issubdtype(raw.dtype, np.integer)
-                             or (np.issubdtype(raw.dtype, np.floating) and np.all(raw == np.round(raw)))):
-        raise ValueError(f"`delete_ids` must be a 1-D list of integer ids. Received: {raw[:5].tolist()!r}...")
+    if raw.ndim != 1 or not (
+        np.issubdtype(raw.dtype, np.integer)
+        or (np.issubdtype(raw.dtype, np.floating) and np.all(raw == np.round(raw)))
+    ):
+        raise ValueError(
+            f"`delete_ids` must be a 1-D list of integer ids. Received: {raw[:5].tolist()!r}..."
+        )
     ids = raw.astype(np.int64)
     values, counts = np.unique(ids, return_counts=True)
     if np.any(counts > 1):
@@ -38,8 +42,10 @@ def check_delete_ids(delete_ids, n_train: int, *, known=None) -> np.ndarray:
     if known is not None and not len(bad):
         bad = ids[~known(ids)]
     if len(bad):
-        raise ValueError(f"`delete_ids` must be ids of the training set (0..{n_train - 1}). "
-                         f"Not in it: {bad[:5].tolist()}")
+        raise ValueError(
+            f"`delete_ids` must be ids of the training set (0..{n_train - 1}). "
+            f"Not in it: {bad[:5].tolist()}"
+        )
     return values
 
 
@@ -76,18 +82,29 @@ class UnlearnResult:
     info: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
-        return {"method": self.method, "deleted": self.deleted, "first_block": self.first_block,
-                "blocks_retrained": self.blocks_retrained, "total_blocks": self.total_blocks,
-                "seconds": round(self.seconds, 4), "epsilon": self.epsilon,
-                "deltas": [float(d) for d in self.deltas], "fit": self.fit, **self.info}
+        return {
+            "method": self.method,
+            "deleted": self.deleted,
+            "first_block": self.first_block,
+            "blocks_retrained": self.blocks_retrained,
+            "total_blocks": self.total_blocks,
+            "seconds": round(self.seconds, 4),
+            "epsilon": self.epsilon,
+            "deltas": [float(d) for d in self.deltas],
+            "fit": self.fit,
+            **self.info,
+        }
 
     def plot(self, *, title: str = ""):
         """The residual-memory curve and its fitted power law (a Figure)."""
         from tfmodelsec.plotting import residual_memory_figure
 
-        return residual_memory_figure(self.deltas, self.fit, epsilon=self.epsilon,
-                                      title=title or f"{self.method}: {self.deleted} deleted, "
-                                      f"block {self.first_block}")
+        return residual_memory_figure(
+            self.deltas,
+            self.fit,
+            epsilon=self.epsilon,
+            title=title or f"{self.method}: {self.deleted} deleted, block {self.first_block}",
+        )
 
 
 def checked_trainer(chain, strategy=None):
@@ -95,13 +112,17 @@ def checked_trainer(chain, strategy=None):
     if not chain.complete:
         from tfmodelsec.unlearning.chain import ChainError
 
-        raise ChainError(f"`chain` {str(chain.path)!r} is incomplete; finish it with --resume first")
+        raise ChainError(
+            f"`chain` {str(chain.path)!r} is incomplete; finish it with --resume first"
+        )
     trainer = chain.config.trainer(strategy)
     stored = [tuple(w.shape) for w in chain.weights(0)]
     built = [tuple(w.shape) for w in trainer.model.weights]
     if stored != built:
-        raise ValueError(f"`model` {chain.config.model!r} of the chain config does not match its "
-                         f"checkpoints: built weight shapes {built[:3]}... vs stored {stored[:3]}...")
+        raise ValueError(
+            f"`model` {chain.config.model!r} of the chain config does not match its "
+            f"checkpoints: built weight shapes {built[:3]}... vs stored {stored[:3]}..."
+        )
     return trainer
 
 
@@ -134,13 +155,22 @@ def retrain(chain, delete_ids, *, data=None, strategy=None, verbose: int = 1) ->
     for i in range(1, cfg.blocks + 1):
         block = chain.blocks[i - 1]
         keep = (~np.isin(block, ids)).astype(np.float32)
-        weights = trainer.train_block(weights, x[block], y[block], keep, seed=cfg.seed, block=i,
-                                      epochs=cfg.epochs_per_block)
+        weights = trainer.train_block(
+            weights, x[block], y[block], keep, seed=cfg.seed, block=i, epochs=cfg.epochs_per_block
+        )
         bar.update(i)
     seconds = time.perf_counter() - start
     first = int(chain.block_of(ids).min())
-    return UnlearnResult("retrain", _model_from(cfg, weights), len(ids), first, cfg.blocks,
-                         cfg.blocks, seconds, weights=weights)
+    return UnlearnResult(
+        "retrain",
+        _model_from(cfg, weights),
+        len(ids),
+        first,
+        cfg.blocks,
+        cfg.blocks,
+        seconds,
+        weights=weights,
+    )
 
 
 def _loss(model, x, y, batch_size=1024) -> np.ndarray:

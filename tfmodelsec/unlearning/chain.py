@@ -68,8 +68,10 @@ class ChainConfig:
         check_positive("learning_rate", self.learning_rate)
         check_choice("optimizer", self.optimizer, OPTIMIZERS)
         if self.blocks > self.n_train:
-            raise ValueError(f"`blocks` must be <= the number of training records ({self.n_train}). "
-                             f"Received: blocks={self.blocks}")
+            raise ValueError(
+                f"`blocks` must be <= the number of training records ({self.n_train}). "
+                f"Received: blocks={self.blocks}"
+            )
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -82,9 +84,15 @@ class ChainConfig:
         return cls(**{k: v for k, v in d.items() if k in names})
 
     def trainer(self, strategy=None):
-        return get_trainer(self.model, self.input_shape, self.num_classes, optimizer=self.optimizer,
-                           learning_rate=self.learning_rate, batch_size=self.batch_size,
-                           strategy=strategy)
+        return get_trainer(
+            self.model,
+            self.input_shape,
+            self.num_classes,
+            optimizer=self.optimizer,
+            learning_rate=self.learning_rate,
+            batch_size=self.batch_size,
+            strategy=strategy,
+        )
 
 
 def data_fingerprint(x, y) -> str:
@@ -135,8 +143,15 @@ def _load_weights(path: Path) -> list:
 class Chain:
     """A checkpoint chain on disk (see the module docstring). Open with :meth:`open`."""
 
-    def __init__(self, path, config: ChainConfig, blocks, checkpoints, complete: bool,
-                 train_seconds: float = 0.0):
+    def __init__(
+        self,
+        path,
+        config: ChainConfig,
+        blocks,
+        checkpoints,
+        complete: bool,
+        train_seconds: float = 0.0,
+    ):
         self.path = Path(path)
         self.config = config
         self.blocks = [np.asarray(b, np.int64) for b in blocks]
@@ -162,20 +177,30 @@ class Chain:
             raise FileNotFoundError(f"`chain` directory not found. Received: chain={str(path)!r}")
         manifest = path / MANIFEST
         if not manifest.is_file():
-            raise FileNotFoundError(f"`chain` has no {MANIFEST}: {str(path)!r} is not a checkpoint "
-                                    "chain (build one with `tfmodelsec chain`)")
+            raise FileNotFoundError(
+                f"`chain` has no {MANIFEST}: {str(path)!r} is not a checkpoint "
+                "chain (build one with `tfmodelsec chain`)"
+            )
         try:
             m = json.loads(manifest.read_text())
             if m.get("format") != FORMAT:
                 raise ValueError(f"format is {m.get('format')!r}")
-            chain = cls(path, ChainConfig.from_dict(m["config"]), m["blocks"], m["checkpoints"],
-                        m["complete"], m.get("train_seconds", 0.0))
+            chain = cls(
+                path,
+                ChainConfig.from_dict(m["config"]),
+                m["blocks"],
+                m["checkpoints"],
+                m["complete"],
+                m.get("train_seconds", 0.0),
+            )
         except (ValueError, KeyError, TypeError) as exc:
             raise ChainError(f"`chain` manifest {str(manifest)!r} is malformed: {exc}") from None
         if require_complete and not chain.complete:
             raise ChainError(
                 f"`chain` {str(path)!r} is incomplete: {len(chain.checkpoints) - 1} of "
-                f"{chain.config.blocks} blocks stored; finish it with `tfmodelsec chain ... --resume`")
+                f"{chain.config.blocks} blocks stored; "
+                "finish it with `tfmodelsec chain ... --resume`"
+            )
         if verify:
             chain.verify()
         return chain
@@ -191,8 +216,10 @@ class Chain:
             raise ChainError(f"checkpoint M_{i} is missing: {str(f)!r}")
         digest = _sha256_file(f)
         if digest != entry["sha256"]:
-            raise ChainError(f"checksum mismatch in {str(f)!r} (checkpoint M_{i}): "
-                             f"expected sha256 {entry['sha256'][:12]}..., found {digest[:12]}...")
+            raise ChainError(
+                f"checksum mismatch in {str(f)!r} (checkpoint M_{i}): "
+                f"expected sha256 {entry['sha256'][:12]}..., found {digest[:12]}..."
+            )
         return f
 
     # --- contents --------------------------------------------------------------------
@@ -223,19 +250,30 @@ class Chain:
         """Bytes on disk: per checkpoint (mean), all checkpoints, and the manifest."""
         sizes = [int(c["bytes"]) for c in self.checkpoints]
         manifest = (self.path / MANIFEST).stat().st_size if (self.path / MANIFEST).exists() else 0
-        return {"checkpoints": len(sizes), "bytes_per_checkpoint": int(np.mean(sizes)) if sizes else 0,
-                "checkpoint_bytes": int(sum(sizes)), "manifest_bytes": int(manifest),
-                "total_bytes": int(sum(sizes) + manifest)}
+        return {
+            "checkpoints": len(sizes),
+            "bytes_per_checkpoint": int(np.mean(sizes)) if sizes else 0,
+            "checkpoint_bytes": int(sum(sizes)),
+            "manifest_bytes": int(manifest),
+            "total_bytes": int(sum(sizes) + manifest),
+        }
 
     def check_data(self, data) -> tuple:
         """Return ``(x_train, y_train)`` of ``data`` after checking it is the chain's data."""
-        x, y = np.asarray(data.x_train[: self.config.n_train], np.float32), data.y_train[: self.config.n_train]
+        x, y = (
+            np.asarray(data.x_train[: self.config.n_train], np.float32),
+            data.y_train[: self.config.n_train],
+        )
         if len(x) != self.config.n_train or tuple(x.shape[1:]) != self.config.input_shape:
-            raise ValueError(f"`data` does not match the chain: expected {self.config.n_train} records of "
-                             f"shape {self.config.input_shape}, received {len(x)} of {tuple(x.shape[1:])}")
+            raise ValueError(
+                f"`data` does not match the chain: expected {self.config.n_train} records of "
+                f"shape {self.config.input_shape}, received {len(x)} of {tuple(x.shape[1:])}"
+            )
         if self.config.data_sha256 and data_fingerprint(x, y) != self.config.data_sha256:
-            raise ValueError(f"`data` does not match the chain: the training records of "
-                             f"{getattr(data, 'name', '?')!r} differ from those the chain was trained on")
+            raise ValueError(
+                f"`data` does not match the chain: the training records of "
+                f"{getattr(data, 'name', '?')!r} differ from those the chain was trained on"
+            )
         return x, np.asarray(y, np.int64)
 
     def load_data(self):
@@ -248,9 +286,15 @@ class Chain:
         return data
 
     def _manifest(self) -> dict:
-        return {"format": FORMAT, "version": VERSION, "config": self.config.to_dict(),
-                "complete": self.complete, "train_seconds": round(self.train_seconds, 3),
-                "checkpoints": self.checkpoints, "blocks": [b.tolist() for b in self.blocks]}
+        return {
+            "format": FORMAT,
+            "version": VERSION,
+            "config": self.config.to_dict(),
+            "complete": self.complete,
+            "train_seconds": round(self.train_seconds, 3),
+            "checkpoints": self.checkpoints,
+            "blocks": [b.tolist() for b in self.blocks],
+        }
 
     def _write_manifest(self) -> None:
         text = json.dumps(self._manifest(), separators=(",", ":")).encode()
@@ -276,9 +320,21 @@ def _resume_point(chain: Chain) -> int:
     return good
 
 
-def train_chain(model: str, data, out_dir, *, blocks: int = 100, epochs_per_block: int = 1,
-                batch_size: int = 32, learning_rate: float = 0.05, optimizer: str = "sgd",
-                seed: int = 0, strategy=None, resume: bool = False, verbose: int = 1) -> Chain:
+def train_chain(
+    model: str,
+    data,
+    out_dir,
+    *,
+    blocks: int = 100,
+    epochs_per_block: int = 1,
+    batch_size: int = 32,
+    learning_rate: float = 0.05,
+    optimizer: str = "sgd",
+    seed: int = 0,
+    strategy=None,
+    resume: bool = False,
+    verbose: int = 1,
+) -> Chain:
     """Train ``model`` on ``data`` block by block and store the chain in ``out_dir``.
 
     Args:
@@ -308,25 +364,38 @@ def train_chain(model: str, data, out_dir, *, blocks: int = 100, epochs_per_bloc
     """
     x = np.asarray(data.x_train, np.float32)
     y = np.asarray(data.y_train, np.int64)
-    config = ChainConfig(model=model, dataset=data.name, n_train=len(x), input_shape=x.shape[1:],
-                         num_classes=int(data.num_classes), blocks=blocks,
-                         epochs_per_block=epochs_per_block, batch_size=batch_size,
-                         learning_rate=learning_rate, optimizer=optimizer, seed=seed,
-                         data_sha256=data_fingerprint(x, y))
+    config = ChainConfig(
+        model=model,
+        dataset=data.name,
+        n_train=len(x),
+        input_shape=x.shape[1:],
+        num_classes=int(data.num_classes),
+        blocks=blocks,
+        epochs_per_block=epochs_per_block,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        optimizer=optimizer,
+        seed=seed,
+        data_sha256=data_fingerprint(x, y),
+    )
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     trainer = config.trainer(strategy)
     if (out / MANIFEST).exists():
         if not resume:
-            raise FileExistsError(f"`out_dir` {str(out)!r} already holds a chain; pass resume=True "
-                                  "(CLI: --resume) to continue it or choose another directory")
+            raise FileExistsError(
+                f"`out_dir` {str(out)!r} already holds a chain; pass resume=True "
+                "(CLI: --resume) to continue it or choose another directory"
+            )
         chain = Chain.open(out, verify=False, require_complete=False)
         stored = chain.config.to_dict()
         diff = [k for k, v in config.to_dict().items() if stored.get(k) != v]
         if diff:
             k = diff[0]
-            raise ValueError(f"`{k}` does not match the chain being resumed: stored {k}={stored.get(k)!r}, "
-                             f"received {k}={config.to_dict()[k]!r}")
+            raise ValueError(
+                f"`{k}` does not match the chain being resumed: stored {k}={stored.get(k)!r}, "
+                f"received {k}={config.to_dict()[k]!r}"
+            )
         start = _resume_point(chain)
     else:
         chain = Chain(out, config, _make_blocks(len(x), blocks, seed), [], False)
@@ -347,8 +416,9 @@ def train_chain(model: str, data, out_dir, *, blocks: int = 100, epochs_per_bloc
     t0 = time.perf_counter()
     for i in range(start, blocks + 1):
         ids = chain.blocks[i - 1]
-        weights = trainer.train_block(weights, x[ids], y[ids], seed=seed, block=i,
-                                      epochs=epochs_per_block)
+        weights = trainer.train_block(
+            weights, x[ids], y[ids], seed=seed, block=i, epochs=epochs_per_block
+        )
         chain.checkpoints.append(_save_weights(out / f"m_{i:04d}.npz", weights))
         chain.complete = i == blocks
         chain.train_seconds += time.perf_counter() - t0

@@ -66,8 +66,14 @@ def fit_power_law(deltas) -> dict | None:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            (a, h, b), _ = curve_fit(power_law, x, y, p0=p0, bounds=([0, 0, 0], [np.inf, MAX_DECAY_EXPONENT, np.inf]),
-                                     maxfev=5000)
+            (a, h, b), _ = curve_fit(
+                power_law,
+                x,
+                y,
+                p0=p0,
+                bounds=([0, 0, 0], [np.inf, MAX_DECAY_EXPONENT, np.inf]),
+                maxfev=5000,
+            )
     except (RuntimeError, ValueError):
         return None
     return {"a": float(a), "h": float(h), "b": float(b)}
@@ -99,11 +105,23 @@ def stitch(chain, weights_k, k: int) -> list:
     if not 0 <= int(k) <= chain.config.blocks:
         raise ValueError(f"`k` must be in [0, {chain.config.blocks}]. Received: k={k!r}")
     final, at_k = chain.weights(chain.config.blocks), chain.weights(int(k))
-    return [(f + (np.asarray(w, f.dtype) - m)).astype(f.dtype) for f, w, m in zip(final, weights_k, at_k)]
+    return [
+        (f + (np.asarray(w, f.dtype) - m)).astype(f.dtype)
+        for f, w, m in zip(final, weights_k, at_k)
+    ]
 
 
-def unlearn(chain, delete_ids, *, epsilon: float = 0.1, data=None, max_blocks: int | None = None,
-            stop_on: str = "memory", strategy=None, verbose: int = 1) -> UnlearnResult:
+def unlearn(
+    chain,
+    delete_ids,
+    *,
+    epsilon: float = 0.1,
+    data=None,
+    max_blocks: int | None = None,
+    stop_on: str = "memory",
+    strategy=None,
+    verbose: int = 1,
+) -> UnlearnResult:
     """Forget ``delete_ids`` with DeepObliviate; the chain on disk is only read.
 
     Args:
@@ -153,8 +171,9 @@ def unlearn(chain, delete_ids, *, epsilon: float = 0.1, data=None, max_blocks: i
     for k in range(d, limit + 1):
         block = chain.blocks[k - 1]
         keep = (~np.isin(block, ids)).astype(np.float32)
-        weights = trainer.train_block(weights, x[block], y[block], keep, seed=cfg.seed, block=k,
-                                      epochs=cfg.epochs_per_block)
+        weights = trainer.train_block(
+            weights, x[block], y[block], keep, seed=cfg.seed, block=k, epochs=cfg.epochs_per_block
+        )
         orig_k, new_k = _flat(chain.weights(k)), _flat(weights)
         influence = orig_k - orig_prev
         if scale is None:
@@ -174,8 +193,24 @@ def unlearn(chain, delete_ids, *, epsilon: float = 0.1, data=None, max_blocks: i
     seconds = time.perf_counter() - start
     fit = fit if fit is not None else _fit_decay(deltas)
     residual = None if fit is None else float(fit["a"] * (len(deltas) - fit["t0"]) ** (-fit["h"]))
-    info = {"stopped_at_block": k, "last_deleted_block": last, "stop_on": stop_on,
-            "fitted_memory_at_stop": residual, "delta_scale_l1": scale}
-    return UnlearnResult("deepobliviate", _model_from(cfg, stitched), len(ids), d, k - d + 1,
-                         cfg.blocks, seconds, weights=stitched, deltas=deltas, fit=fit,
-                         epsilon=float(epsilon), info=info)
+    info = {
+        "stopped_at_block": k,
+        "last_deleted_block": last,
+        "stop_on": stop_on,
+        "fitted_memory_at_stop": residual,
+        "delta_scale_l1": scale,
+    }
+    return UnlearnResult(
+        "deepobliviate",
+        _model_from(cfg, stitched),
+        len(ids),
+        d,
+        k - d + 1,
+        cfg.blocks,
+        seconds,
+        weights=stitched,
+        deltas=deltas,
+        fit=fit,
+        epsilon=float(epsilon),
+        info=info,
+    )

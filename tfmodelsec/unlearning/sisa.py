@@ -21,8 +21,14 @@ import numpy as np
 
 from tfmodelsec.unlearning._trainer import get_trainer
 from tfmodelsec.unlearning.base import UnlearnResult, check_delete_ids
-from tfmodelsec.unlearning.chain import ChainError, _atomic_write, _load_weights, _save_weights, \
-    _sha256_file, data_fingerprint
+from tfmodelsec.unlearning.chain import (
+    ChainError,
+    _atomic_write,
+    _load_weights,
+    _save_weights,
+    _sha256_file,
+    data_fingerprint,
+)
 from tfmodelsec.utils import check_positive, progbar, set_seed
 
 __all__ = ["MajorityVote", "Sisa", "train_sisa", "unlearn_sisa"]
@@ -69,8 +75,10 @@ class Sisa:
     def open(cls, path, *, verify: bool = True) -> "Sisa":
         path = Path(path)
         if not (path / "manifest.json").is_file():
-            raise FileNotFoundError(f"`sisa` directory {str(path)!r} has no manifest.json "
-                                    "(build one with `tfmodelsec chain ... --sisa S,R`)")
+            raise FileNotFoundError(
+                f"`sisa` directory {str(path)!r} has no manifest.json "
+                "(build one with `tfmodelsec chain ... --sisa S,R`)"
+            )
         m = json.loads((path / "manifest.json").read_text())
         if m.get("format") != FORMAT or not m.get("complete"):
             raise ChainError(f"`sisa` directory {str(path)!r} is not a complete SISA ensemble")
@@ -121,47 +129,96 @@ def _train_stages(trainer, weights, shard_slices, x, y, keep_fn, seed, shard, fi
     """Train stages ``first..last`` of one shard from ``weights``; yield each stage's weights."""
     for r in range(first, last + 1):
         ids = np.concatenate(shard_slices[:r])
-        weights = trainer.train_block(weights, x[ids], y[ids], keep_fn(ids), seed=seed,
-                                      block=10_000 * (shard + 1) + r, epochs=epochs)
+        weights = trainer.train_block(
+            weights,
+            x[ids],
+            y[ids],
+            keep_fn(ids),
+            seed=seed,
+            block=10_000 * (shard + 1) + r,
+            epochs=epochs,
+        )
         yield r, weights
 
 
-def train_sisa(model: str, data, out_dir, *, shards: int = 5, slices: int = 4, epochs_per_slice: int = 1,
-               batch_size: int = 32, learning_rate: float = 0.05, optimizer: str = "sgd", seed: int = 0,
-               strategy=None, verbose: int = 1) -> Sisa:
+def train_sisa(
+    model: str,
+    data,
+    out_dir,
+    *,
+    shards: int = 5,
+    slices: int = 4,
+    epochs_per_slice: int = 1,
+    batch_size: int = 32,
+    learning_rate: float = 0.05,
+    optimizer: str = "sgd",
+    seed: int = 0,
+    strategy=None,
+    verbose: int = 1,
+) -> Sisa:
     """Train a SISA ensemble of ``shards`` models, ``slices`` stages each, into ``out_dir``."""
     check_positive("shards", shards, integer=True)
     check_positive("slices", slices, integer=True)
     check_positive("epochs_per_slice", epochs_per_slice, integer=True)
     x, y = np.asarray(data.x_train, np.float32), np.asarray(data.y_train, np.int64)
     if shards * slices > len(x):
-        raise ValueError(f"`shards` x `slices` must be <= {len(x)} records. Received: {shards}x{slices}")
+        raise ValueError(
+            f"`shards` x `slices` must be <= {len(x)} records. Received: {shards}x{slices}"
+        )
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     order = np.random.default_rng([int(seed), 0x515A]).permutation(len(x))
     parts = [np.array_split(p, slices) for p in np.array_split(order, shards)]
-    config = {"model": model, "dataset": data.name, "n_train": len(x), "input_shape": list(x.shape[1:]),
-              "num_classes": int(data.num_classes), "shards": shards, "slices": slices,
-              "epochs_per_slice": epochs_per_slice, "batch_size": batch_size,
-              "learning_rate": learning_rate, "optimizer": optimizer, "seed": seed,
-              "data_sha256": data_fingerprint(x, y)}
-    trainer = get_trainer(model, x.shape[1:], data.num_classes, optimizer=optimizer,
-                          learning_rate=learning_rate, batch_size=batch_size, strategy=strategy)
+    config = {
+        "model": model,
+        "dataset": data.name,
+        "n_train": len(x),
+        "input_shape": list(x.shape[1:]),
+        "num_classes": int(data.num_classes),
+        "shards": shards,
+        "slices": slices,
+        "epochs_per_slice": epochs_per_slice,
+        "batch_size": batch_size,
+        "learning_rate": learning_rate,
+        "optimizer": optimizer,
+        "seed": seed,
+        "data_sha256": data_fingerprint(x, y),
+    }
+    trainer = get_trainer(
+        model,
+        x.shape[1:],
+        data.num_classes,
+        optimizer=optimizer,
+        learning_rate=learning_rate,
+        batch_size=batch_size,
+        strategy=strategy,
+    )
     from tfmodelsec.models.zoo import build_model
 
-    checkpoints, bar, start = [], progbar(shards * slices, verbose=verbose, unit_name="stage"), time.perf_counter()
+    checkpoints, bar, start = (
+        [],
+        progbar(shards * slices, verbose=verbose, unit_name="stage"),
+        time.perf_counter(),
+    )
     for s in range(shards):
         set_seed(seed + s)
         w0 = build_model(model, x.shape[1:], data.num_classes).get_weights()
         entries = [_save_weights(out / f"s{s:02d}_r00.npz", w0)]
-        for r, w in _train_stages(trainer, w0, parts[s], x, y, lambda ids: None, seed, s, 1, slices,
-                                  epochs_per_slice):
+        for r, w in _train_stages(
+            trainer, w0, parts[s], x, y, lambda ids: None, seed, s, 1, slices, epochs_per_slice
+        ):
             entries.append(_save_weights(out / f"s{s:02d}_r{r:02d}.npz", w))
             bar.update(s * slices + r)
         checkpoints.append(entries)
-    manifest = {"format": FORMAT, "version": 1, "config": config, "complete": True,
-                "train_seconds": round(time.perf_counter() - start, 3), "checkpoints": checkpoints,
-                "slices": [[p.tolist() for p in shard] for shard in parts]}
+    manifest = {
+        "format": FORMAT,
+        "version": 1,
+        "config": config,
+        "complete": True,
+        "train_seconds": round(time.perf_counter() - start, 3),
+        "checkpoints": checkpoints,
+        "slices": [[p.tolist() for p in shard] for shard in parts],
+    }
     text = json.dumps(manifest, separators=(",", ":")).encode()
     _atomic_write(out / "manifest.json", lambda f: f.write(text))
     return Sisa(out, manifest)
@@ -170,12 +227,22 @@ def train_sisa(model: str, data, out_dir, *, shards: int = 5, slices: int = 4, e
 def unlearn_sisa(sisa: Sisa, delete_ids, *, data, strategy=None, verbose: int = 1) -> UnlearnResult:
     """Retrain only the shards holding ``delete_ids``, each from its earliest affected slice."""
     c = sisa.config
-    x, y = np.asarray(data.x_train[: c["n_train"]], np.float32), np.asarray(data.y_train[: c["n_train"]])
+    x, y = (
+        np.asarray(data.x_train[: c["n_train"]], np.float32),
+        np.asarray(data.y_train[: c["n_train"]]),
+    )
     if len(x) != c["n_train"] or data_fingerprint(x, y) != c["data_sha256"]:
         raise ValueError("`data` does not match the SISA ensemble's training records")
     ids = check_delete_ids(delete_ids, c["n_train"])
-    trainer = get_trainer(c["model"], c["input_shape"], c["num_classes"], optimizer=c["optimizer"],
-                          learning_rate=c["learning_rate"], batch_size=c["batch_size"], strategy=strategy)
+    trainer = get_trainer(
+        c["model"],
+        c["input_shape"],
+        c["num_classes"],
+        optimizer=c["optimizer"],
+        learning_rate=c["learning_rate"],
+        batch_size=c["batch_size"],
+        strategy=strategy,
+    )
     start = time.perf_counter()
     shard_of, slice_of = sisa.locate(ids)
     final, stages, R = [], 0, c["slices"]
@@ -187,13 +254,30 @@ def unlearn_sisa(sisa: Sisa, delete_ids, *, data, strategy=None, verbose: int = 
             continue
         first = int(slice_of[shard_of == s].min())
         w = sisa.weights(s, first - 1)
-        for _, w in _train_stages(trainer, w, sisa.slices[s], x, y,
-                                  lambda i: (~np.isin(i, ids)).astype(np.float32), c["seed"], s, first, R,
-                                  c["epochs_per_slice"]):
+        for _, w in _train_stages(
+            trainer,
+            w,
+            sisa.slices[s],
+            x,
+            y,
+            lambda i: (~np.isin(i, ids)).astype(np.float32),
+            c["seed"],
+            s,
+            first,
+            R,
+            c["epochs_per_slice"],
+        ):
             stages += 1
         final.append(w)
         bar.update(affected.index(s) + 1)
     seconds = time.perf_counter() - start
-    return UnlearnResult("sisa", sisa.ensemble(final), len(ids), int(slice_of.min()), stages,
-                         c["shards"] * R, seconds,
-                         info={"shards": c["shards"], "slices": R, "shards_retrained": len(affected)})
+    return UnlearnResult(
+        "sisa",
+        sisa.ensemble(final),
+        len(ids),
+        int(slice_of.min()),
+        stages,
+        c["shards"] * R,
+        seconds,
+        info={"shards": c["shards"], "slices": R, "shards_retrained": len(affected)},
+    )
