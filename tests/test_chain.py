@@ -175,3 +175,32 @@ def test_sigkill_mid_write_then_resume(target, skip, chain_dir, digits, tmp_path
     assert all(now[f] == h for f, h in kept.items())  # nothing stored before was lost or changed
     for a, b in zip(Chain.open(chain_dir).weights(6), resumed.weights(6)):
         np.testing.assert_array_equal(a, b)  # same as the run that was never interrupted
+
+
+_MIRRORED = textwrap.dedent("""
+    import sys
+    import numpy as np
+    import tensorflow as tf
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    from tfmodelsec.data import load_dataset
+    from tfmodelsec.unlearning import Chain, train_chain
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    chain = train_chain("lenet5", load_dataset("digits"), sys.argv[1], blocks=6, batch_size=32,
+                        learning_rate=0.1, seed=3, strategy=strategy, verbose=0)
+    ref = Chain.open(sys.argv[2])
+    gap = max(float(np.abs(a - b).max()) for a, b in zip(chain.weights(6), ref.weights(6)))
+    print("MAXGAP", gap, strategy.num_replicas_in_sync)
+""")
+
+
+@pytest.mark.slow
+@pytest.mark.subprocess
+def test_mirrored_strategy_two_replicas_matches_one_device(chain_dir, tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    run = subprocess.run([sys.executable, "-c", _MIRRORED, str(tmp_path / "m"), str(chain_dir)],
+                         env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-800:]
+    gap, replicas = run.stdout.split("MAXGAP")[1].split()
+    # the global batch is split across 2 replicas and their gradients summed: same steps
+    assert int(replicas) == 2 and float(gap) < 1e-4
