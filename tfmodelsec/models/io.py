@@ -150,7 +150,7 @@ def scan_model_config(config: Any, *, where: str) -> None:
             if in_layers and isinstance(cls, str):
                 registered = node.get("registered_name") or ""
                 module = node.get("module") or ""
-                ours = str(registered).startswith("tfmodelsec>")
+                ours = str(registered or cls).startswith("tfmodelsec>")  # .h5 keeps it in class_name
                 builtin = cls in known and (not module or module.startswith("keras"))
                 if not (ours or builtin):
                     raise UnsafeModelError(
