@@ -175,6 +175,20 @@ def scan_model_config(config: Any, *, where: str) -> None:
             )
 
 
+# Packages whose import registers tfmodelsec's own serialisable layers (defenses,
+# the SISA vote). Our code, so importing it is safe; done only when a file names one.
+_LAYER_PACKAGES = ("tfmodelsec.defenses", "tfmodelsec.unlearning")
+
+
+def _register_own_layers(config) -> None:
+    if "tfmodelsec>" not in json.dumps(config):
+        return
+    import importlib
+
+    for name in _LAYER_PACKAGES:
+        importlib.import_module(name)
+
+
 def _read_h5_config(path: Path) -> dict:
     import h5py
 
@@ -338,6 +352,7 @@ def load_victim(path, *, safe_mode: bool = True, input_range=(0.0, 1.0), output_
         config = _read_h5_config(path) if fmt == "h5" else _read_keras_zip_config(path)
         if safe_mode:
             scan_model_config(config, where=str(path))
+        _register_own_layers(config)
         try:
             model = keras.saving.load_model(path, compile=False, safe_mode=safe_mode)
         except (ModelLoadError, FileNotFoundError):
