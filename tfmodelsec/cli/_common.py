@@ -8,7 +8,7 @@ import textwrap
 
 from tfmodelsec.errors import TfmsError
 
-__all__ = ["add_parser", "add_victim_argument", "add_dataset_argument", "add_common_run_arguments",
+__all__ = ["add_parser", "add_victim_argument", "add_strategy_argument", "strategy_arg", "add_dataset_argument", "add_common_run_arguments",
            "load_victim_arg", "load_data_arg", "run_command", "parse_int_list", "CliError"]
 
 EXIT_USER_ERROR = 2
@@ -45,6 +45,17 @@ def add_common_run_arguments(parser, *, out_required: bool = True, out_default: 
                         help="output folder" + (f" (default: {out_default})" if out_default else ""))
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def add_strategy_argument(parser) -> None:
+    parser.add_argument("--strategy", default="default", choices=("default", "mirrored", "multiworker"),
+                        help="tf.distribute strategy for training (multiworker reads TF_CONFIG; default: default)")
+
+
+def strategy_arg(args):
+    from tfmodelsec.distribute import make_strategy
+
+    return make_strategy(getattr(args, "strategy", "default"))
 
 
 def load_victim_arg(args):

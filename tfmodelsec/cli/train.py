@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tfmodelsec.cli._common import add_dataset_argument, add_parser
+from tfmodelsec.cli._common import add_dataset_argument, add_parser, add_strategy_argument, strategy_arg
 
 EXAMPLE = "tfmodelsec train --model lenet5 --dataset mnist --epochs 5 --out saved_models/lenet5_mnist.h5"
 
@@ -19,6 +19,7 @@ def register(sub) -> None:
     p.add_argument("--train-subset", type=int, default=None, metavar="N",
                    help="train on the first N training records only (e.g. an overfit membership target)")
     p.add_argument("--out", required=True, help="model file to write (.h5 or .keras); metrics go to a .json beside it")
+    add_strategy_argument(p)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=run)
@@ -33,7 +34,8 @@ def run(args) -> int:
     if args.train_subset is not None:
         data = data.subset(n_train=args.train_subset)
     result = train_classifier(args.model, data, epochs=args.epochs, batch_size=args.batch_size,
-                              learning_rate=args.lr, seed=args.seed, verbose=0 if args.quiet else 2)
+                              learning_rate=args.lr, seed=args.seed, strategy=strategy_arg(args),
+                              verbose=0 if args.quiet else 2)
     meta = {"model": args.model, "dataset": data.name, "train_samples": len(data.x_train),
             "seed": args.seed, "batch_size": args.batch_size, "learning_rate": args.lr, **result.to_dict()}
     path = save_model(result.model, args.out, metadata=meta)

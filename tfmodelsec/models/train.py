@@ -7,7 +7,7 @@ from typing import Callable
 
 import numpy as np
 
-from tfmodelsec.utils import Timer, check_choice, check_positive, resolve_strategy, set_seed
+from tfmodelsec.utils import Timer, check_choice, check_positive, progbar, resolve_strategy, set_seed
 
 __all__ = ["TrainResult", "train_classifier"]
 
@@ -56,6 +56,53 @@ def _build_in_scope(model, input_shape, num_classes, strategy):
         return clone
 
 
+def _epoch_order(seed, epoch: int, n: int) -> np.ndarray:
+    """The seeded visiting order of one epoch (the same under every strategy)."""
+    return np.random.default_rng([0 if seed is None else int(seed), int(epoch)]).permutation(n)
+
+
+def _make_epoch_fn(net, strategy):
+    """An epoch over a distributed dataset of ``(x, y, w)``; returns (mean loss, correct count).
+
+    ``w`` is ``1 / global batch size`` per record, so each replica's weighted sum is its
+    share of the global mean and the summed replica gradients are the global gradient.
+    """
+    import keras
+    import tensorflow as tf
+
+    loss_fn = keras.losses.SparseCategoricalCrossentropy(reduction=None)
+    opt = net.optimizer
+
+    def step(x, y, w):
+        with tf.GradientTape() as tape:
+            probs = net(x, training=True)
+            loss = tf.reduce_sum(loss_fn(y, probs) * w)
+        grads = tape.gradient(loss, net.trainable_variables)
+        opt.apply_gradients(zip(grads, net.trainable_variables))
+        correct = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(probs, axis=1), y), tf.float32))
+        return loss, correct
+
+    def distributed_step(x, y, w):
+        loss, correct = strategy.run(step, args=(x, y, w))
+        return (strategy.reduce(tf.distribute.ReduceOp.SUM, loss, axis=None),
+                strategy.reduce(tf.distribute.ReduceOp.SUM, correct, axis=None))
+
+    compiled = tf.function(distributed_step, reduce_retracing=True)
+
+    def run_epoch(dist_data):
+        # A Python loop over batches around one compiled step: a whole epoch inside a
+        # tf.function fails to re-initialise multi-device iterators on later epochs.
+        total_loss, total_correct, batches = 0.0, 0.0, 0
+        for x, y, w in dist_data:
+            loss, correct = compiled(x, y, w)
+            total_loss += float(loss)
+            total_correct += float(correct)
+            batches += 1
+        return total_loss / max(batches, 1), total_correct
+
+    return run_epoch
+
+
 def train_classifier(
     model: "str | Callable | object",
     data,
@@ -66,7 +113,6 @@ def train_classifier(
     schedule: str = "constant",
     seed: int | None = 0,
     strategy=None,
-    validation_split: float = 0.0,
     evaluate: bool = True,
     verbose: int = 1,
 ) -> TrainResult:
@@ -82,7 +128,6 @@ def train_classifier(
             over all steps; a few tenths of a point better on MNIST-size problems).
         seed: seeds Python, NumPy, TF and Keras before the model is built.
         strategy: a ``tf.distribute.Strategy``; ``None`` uses the current default.
-        validation_split: fraction of training data held out for validation.
         evaluate: compute the test accuracy at the end.
         verbose: 0 silent, 1 progress bar per epoch, 2 one line per epoch.
 
@@ -111,7 +156,7 @@ def train_classifier(
     net = _build_in_scope(model, x_train.shape[1:], num_classes, strategy)
     lr = learning_rate
     if schedule == "cosine":
-        steps = int(epochs) * int(np.ceil(len(x_train) * (1 - validation_split) / int(batch_size)))
+        steps = int(epochs) * int(np.ceil(len(x_train) / int(batch_size)))
         lr = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=max(steps, 1))
     with strategy.scope():
         net.compile(
@@ -119,19 +164,29 @@ def train_classifier(
             loss="sparse_categorical_crossentropy",
             metrics=["accuracy"],
         )
+        # optimizer slots must exist before the first replica step creates them
+        net.optimizer.build(net.trainable_variables)
+    import tensorflow as tf
+
+    epoch_fn = _make_epoch_fn(net, strategy)
+    n, bs = len(x_train), int(batch_size)
+    history: dict = {"loss": [], "accuracy": []}
+    bar = progbar(int(epochs), verbose=verbose, unit_name="epoch")
     with Timer() as timer:
-        hist = net.fit(
-            x_train,
-            y_train,
-            epochs=int(epochs),
-            batch_size=int(batch_size),
-            validation_split=validation_split,
-            shuffle=True,
-            verbose=verbose,
-        )
-    train_acc = float(hist.history["accuracy"][-1])
+        for epoch in range(int(epochs)):
+            order = _epoch_order(seed, epoch, n)
+            sizes = np.minimum(bs, n - (np.arange(n) // bs) * bs).astype(np.float32)
+            ds = tf.data.Dataset.from_tensor_slices(
+                (x_train[order], y_train[order], 1.0 / sizes)).batch(bs)
+            loss, correct = epoch_fn(strategy.experimental_distribute_dataset(ds))
+            history["loss"].append(float(loss))
+            history["accuracy"].append(float(correct) / n)
+            bar.update(epoch + 1, values=[("loss", history["loss"][-1]),
+                                          ("accuracy", history["accuracy"][-1])])
+    train_acc = history["accuracy"][-1]
     test_acc = None
     if evaluate and x_test is not None and len(x_test):
-        _, test_acc = net.evaluate(x_test, y_test, batch_size=1024, verbose=0)
-        test_acc = float(test_acc)
-    return TrainResult(net, test_acc, train_acc, dict(hist.history), int(epochs), timer.seconds)
+        pred = np.concatenate([np.argmax(net(x_test[i:i + 1024], training=False), axis=1)
+                               for i in range(0, len(x_test), 1024)])
+        test_acc = float(np.mean(pred == np.asarray(y_test)))
+    return TrainResult(net, test_acc, train_acc, history, int(epochs), timer.seconds)
