@@ -79,8 +79,14 @@ def test_non_image_victim_is_refused(tiny_model):
 
 
 def test_metrics_known_answers():
-    from tfmodelsec.metrics import (class_means, inversion_metrics, nearest_class_mean, pearson_correlation,
-                                    ssim, total_variation)
+    from tfmodelsec.metrics import (
+        class_means,
+        inversion_metrics,
+        nearest_class_mean,
+        pearson_correlation,
+        ssim,
+        total_variation,
+    )
 
     rng = np.random.default_rng(0)
     a = rng.random((3, 6, 6, 1)).astype(np.float32)

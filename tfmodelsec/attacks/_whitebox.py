@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["require_image_victim", "check_classes", "scores_fn"]
+__all__ = ["check_classes", "require_image_victim", "scores_fn"]
 
 # log(0) guard: float32 probabilities underflow near 1e-38; clamping far below any
 # real confidence keeps the log finite without changing gradients that matter.

@@ -32,8 +32,16 @@ import numpy as np
 from tfmodelsec.attacks._whitebox import check_classes, require_image_victim, scores_fn
 from tfmodelsec.utils import Timer, check_choice, check_nonnegative, check_positive
 
-__all__ = ["Loss", "Init", "InversionConfig", "InversionResult", "invert", "tv_sweep", "SweepResult",
-           "audit_section"]
+__all__ = [
+    "Init",
+    "InversionConfig",
+    "InversionResult",
+    "Loss",
+    "SweepResult",
+    "audit_section",
+    "invert",
+    "tv_sweep",
+]
 
 
 class Loss(str, enum.Enum):
@@ -57,7 +65,7 @@ _AUTO_JITTER_FRACTION = 0.1
 # Coarse stages smaller than this lose the digit's shape; they are skipped.
 _MIN_STAGE_SIDE = 8
 _ADAM_B1, _ADAM_B2, _ADAM_EPS = 0.9, 0.999, 1e-8
-_COMPILED: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+_COMPILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 @dataclass(frozen=True)

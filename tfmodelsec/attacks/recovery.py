@@ -25,7 +25,7 @@ import numpy as np
 from tfmodelsec.attacks._whitebox import check_classes, require_image_victim
 from tfmodelsec.utils import Timer, check_positive, progbar, set_seed
 
-__all__ = ["RecoveryResult", "recover_inputs", "build_attack_model", "ATTACK_FILE", "COMBINED_FILE"]
+__all__ = ["ATTACK_FILE", "COMBINED_FILE", "RecoveryResult", "build_attack_model", "recover_inputs"]
 
 ATTACK_FILE = "attack_model.h5"
 COMBINED_FILE = "combined_model.h5"

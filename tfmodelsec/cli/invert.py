@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tfmodelsec.cli._common import (add_common_run_arguments, add_dataset_argument, add_parser,
-                                    add_victim_argument)
+from tfmodelsec.cli._common import (
+    add_common_run_arguments,
+    add_dataset_argument,
+    add_parser,
+    add_victim_argument,
+)
 
 EXAMPLE = ("tfmodelsec invert saved_models/lenet5_mnist.h5 --dataset mnist --out runs/invert\n"
            "tfmodelsec invert saved_models/lenet5_mnist.h5 --tv-weight 0,0.3,1,3 --out runs/sweep")
