@@ -42,7 +42,9 @@ def _victim_path(arg):
     if arg:
         return Path(arg)
     here = SAVED / "lenet5_mnist.h5"
-    return here if here.is_file() else Path("/work/main/saved_models/lenet5_mnist.h5")
+    if not here.is_file():
+        raise SystemExit(f"{here} not found: train it (benchmarks/victims.py) or pass --victim PATH")
+    return here
 
 
 def _art_miface(victim, iterations: int, seed_images=None):

@@ -44,6 +44,14 @@ def test_mask_freezes_converged_classes(digits_victim):
     assert np.all(short.confidence[stopped] >= 0.6)
 
 
+def test_mask_stops_images_that_no_longer_move(digits_victim):
+    from tfmodelsec.attacks.inversion import invert
+
+    # every pixel moves less than 1.0 per step, so with tol=1 each class stops after one step
+    result = invert(digits_victim, steps=50, tol=1.0, scales=(1.0,), verbose=0)
+    assert result.steps_taken.tolist() == [1] * 10
+
+
 def test_tv_weight_trades_smoothness(digits_victim):
     from tfmodelsec.attacks.inversion import tv_sweep
 
@@ -131,3 +139,25 @@ def test_cli_invert_and_audit_section(digits_victim, digits, tmp_path):
     section = audit_section(AuditContext(digits_victim, digits, tmp_path, quick=True, verbose=0))
     assert section.key == "inversion" and (tmp_path / section.figures[0]).is_file()
     assert 0.0 <= section.summary["min_confidence"] <= 1.0
+
+
+def test_any_image_classifier_logits_and_rgb():
+    """Not only our zoo: a logit-output RGB model works with both attacks."""
+    import keras
+
+    from tfmodelsec.attacks.inversion import invert
+    from tfmodelsec.attacks.recovery import recover_inputs
+    from tfmodelsec.models import as_victim
+
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((10, 10, 3))
+    x = keras.layers.Conv2D(4, 3, activation="relu")(inputs)
+    outputs = keras.layers.Dense(3)(keras.layers.Flatten()(x))  # logits, no softmax
+    victim = as_victim(keras.Model(inputs, outputs))
+    assert victim.output_kind == "logits"
+    inv = invert(victim, steps=60, verbose=0)
+    assert inv.images.shape == (3, 10, 10, 3)
+    assert inv.images.min() >= 0.0 and inv.images.max() <= 1.0
+    assert np.all(inv.predicted == np.arange(3))
+    rec = recover_inputs(victim, epochs=3, lr=0.1, verbose=0)
+    assert rec.images.shape == (3, 10, 10, 3) and np.all(np.isfinite(rec.confidence))
