@@ -118,9 +118,7 @@ def test_metrics_known_answers():
         class_means(a, np.array([0, 0, 1]), 3)
 
 
-def test_cli_invert_and_audit_section(digits_victim, digits, tmp_path):
-    from tfmodelsec.attacks.inversion import audit_section
-    from tfmodelsec.audit import AuditContext
+def test_cli_invert(digits_victim, tmp_path):
     from tfmodelsec.cli import main
     from tfmodelsec.models import save_model
 
@@ -136,9 +134,16 @@ def test_cli_invert_and_audit_section(digits_victim, digits, tmp_path):
     assert (out / "inversion.png").is_file() and (out / "inversion.json").is_file()
     assert main(["invert", str(path), "--dataset", "digits", "--tv-weight", "-1", "--out", str(out)]) == 2
 
+
+def test_audit_section_quick(digits_victim, digits, tmp_path):
+    from tfmodelsec.attacks.inversion import audit_section
+    from tfmodelsec.audit import AuditContext
+
     section = audit_section(AuditContext(digits_victim, digits, tmp_path, quick=True, verbose=0))
     assert section.key == "inversion" and (tmp_path / section.figures[0]).is_file()
     assert 0.0 <= section.summary["min_confidence"] <= 1.0
+    assert section.summary["recovery"]["targets"] == list(range(10))
+    assert "Pearson" in section.markdown
 
 
 def test_any_image_classifier_logits_and_rgb():
