@@ -20,6 +20,113 @@ def agreement(a, b) -> float:
     return accuracy(a, b)
 
 
+# --- model inversion ---
+
+__all__ += ["total_variation", "class_means", "pearson_correlation", "ssim", "nearest_class_mean",
+            "inversion_metrics"]
+
+
+def total_variation(images) -> np.ndarray:
+    """Per-image total variation ``(1/M) sum (x[i,j+1]-x[i,j])^2 + (x[i+1,j]-x[i,j])^2`` (M = pixels x channels)."""
+    x = np.asarray(images, np.float64)
+    if x.ndim != 4:
+        raise ValueError(f"`images` must have shape (N, H, W, C). Received shape {x.shape}")
+    dh = np.square(np.diff(x, axis=1)).sum(axis=(1, 2, 3))
+    dw = np.square(np.diff(x, axis=2)).sum(axis=(1, 2, 3))
+    return ((dh + dw) / np.prod(x.shape[1:])).astype(np.float32)
+
+
+def class_means(x, y, num_classes: int) -> np.ndarray:
+    """The "average image" of each class: mean of the real images of that class, ``(K, ...)``."""
+    x, y = np.asarray(x, np.float32), np.asarray(y).reshape(-1)
+    missing = [c for c in range(num_classes) if not np.any(y == c)]
+    if missing:
+        raise ValueError(f"`y` has no sample of classes {missing}; every class needs one for its mean")
+    return np.stack([x[y == c].mean(axis=0) for c in range(num_classes)])
+
+
+def pearson_correlation(a, b) -> np.ndarray:
+    """Pixel-space Pearson correlation of each pair ``a[i]``, ``b[i]`` (a flat image gives 0)."""
+    a = np.asarray(a, np.float64).reshape(len(a), -1)
+    b = np.asarray(b, np.float64).reshape(len(b), -1)
+    if a.shape != b.shape:
+        raise ValueError(f"shapes differ: {a.shape} vs {b.shape}")
+    a = a - a.mean(axis=1, keepdims=True)
+    b = b - b.mean(axis=1, keepdims=True)
+    denom = np.sqrt((a * a).sum(axis=1) * (b * b).sum(axis=1))
+    return np.where(denom > 0, (a * b).sum(axis=1) / np.where(denom > 0, denom, 1.0), 0.0).astype(np.float32)
+
+
+def ssim(a, b, *, max_val: float = 1.0) -> np.ndarray:
+    """Structural similarity (``tf.image.ssim``) per pair; the window shrinks to fit small images."""
+    import tensorflow as tf
+
+    a, b = np.asarray(a, np.float32), np.asarray(b, np.float32)
+    if a.shape != b.shape or a.ndim != 4:
+        raise ValueError(f"`a` and `b` must both have shape (N, H, W, C). Received {a.shape} and {b.shape}")
+    size = int(min(11, a.shape[1], a.shape[2]))
+    return tf.image.ssim(tf.constant(a), tf.constant(b), max_val=max_val, filter_size=size).numpy()
+
+
+def nearest_class_mean(images, means, *, metric: str = "correlation") -> np.ndarray:
+    """Index of the class mean closest to each image: highest Pearson correlation, or least L2."""
+    x = np.asarray(images, np.float32).reshape(len(images), -1)
+    m = np.asarray(means, np.float32).reshape(len(means), -1)
+    if metric == "euclidean":
+        return ((x[:, None, :] - m[None, :, :]) ** 2).sum(-1).argmin(axis=1)
+    if metric != "correlation":
+        raise ValueError(f"`metric` must be 'correlation' or 'euclidean'. Received: metric={metric!r}")
+    xs = (x - x.mean(1, keepdims=True)) / (x.std(1, keepdims=True) + 1e-12)
+    ms = (m - m.mean(1, keepdims=True)) / (m.std(1, keepdims=True) + 1e-12)
+    return (xs @ ms.T).argmax(axis=1)
+
+
+def inversion_metrics(images, labels, *, confidence=None, class_means=None, independent=None) -> dict:
+    """Recognisability of inverted images.
+
+    Args:
+        images: ``(N, H, W, C)`` inversions. labels: their target classes.
+        confidence: the victim's probability of each target (reported as given).
+        class_means: ``(K, H, W, C)`` real class averages (:func:`class_means`); adds Pearson,
+            SSIM, and the nearest class mean by correlation and by Euclidean distance.
+        independent: a classifier never used in the optimisation (a ``keras.Model`` or
+            :class:`~tfmodelsec.Victim`); adds its accuracy on the images.
+
+    Returns:
+        ``{"mean_tv", "per_class": [...], ...}`` with means over classes.
+    """
+    images = np.asarray(images, np.float32)
+    labels = np.asarray(labels).reshape(-1)
+    per = [{"class": int(c)} for c in labels]
+    out = {}
+    tv = total_variation(images)
+    out["mean_tv"] = float(tv.mean())
+    if confidence is not None:
+        out["mean_confidence"] = float(np.mean(confidence))
+    if class_means is not None:
+        means = np.asarray(class_means, np.float32)
+        own = means[labels]
+        pr, ss = pearson_correlation(images, own), ssim(images, own)
+        near_c = nearest_class_mean(images, means, metric="correlation")
+        near_e = nearest_class_mean(images, means, metric="euclidean")
+        for row, p, s, nc, ne in zip(per, pr, ss, near_c, near_e):
+            row.update(pearson=float(p), ssim=float(s), nearest_mean=int(nc), nearest_mean_euclidean=int(ne))
+        out.update(mean_pearson=float(pr.mean()), mean_ssim=float(ss.mean()),
+                   nearest_mean_correct=int(np.sum(near_c == labels)),
+                   nearest_mean_euclidean_correct=int(np.sum(near_e == labels)))
+    if independent is not None:
+        from tfmodelsec.models.io import as_victim
+
+        pred = as_victim(independent).predict_labels(images)
+        for row, k in zip(per, pred):
+            row["independent_prediction"] = int(k)
+        out["independent_accuracy"] = float(np.mean(pred == labels))
+    for row, t in zip(per, tv):
+        row["tv"] = float(t)
+    out["per_class"] = per
+    return out
+
+
 # --- unlearning ---
 def loss_threshold_auc(member_losses, nonmember_losses) -> float:
     """ROC AUC of the loss-threshold membership test (lower loss = "member").
