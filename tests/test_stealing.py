@@ -37,6 +37,42 @@ def test_query_count_is_exact_and_budget_never_exceeded(tiny_model, easy_points)
     assert oracle.queries_used == 100 and oracle.remaining == 0
 
 
+def test_active_queries_are_counted_and_uncertain(tiny_model, easy_points):
+    oracle = BlackBox(tiny_model, budget=70)
+    with pytest.raises(ValueError, match="budget"):
+        steal(oracle, easy_points[:50], active_queries=30, unlabeled=easy_points, student="mlp", verbose=0)
+    with pytest.raises(ValueError, match="unlabeled"):
+        steal(oracle, easy_points[:50], active_queries=10, student="mlp", verbose=0)
+    with pytest.raises(ValueError, match="active_queries"):
+        steal(oracle, easy_points[:50], active_queries=-1, unlabeled=easy_points, student="mlp", verbose=0)
+    assert oracle.queries_used == 0
+    res = steal(oracle, easy_points[:50], active_queries=20, unlabeled=easy_points, student="mlp", epochs=3,
+                seed=0, verbose=0)
+    assert res.queries_used == 70 and oracle.queries_used == 70 and oracle.remaining == 0
+    assert "active_distill_loss" in res.history
+
+
+def test_active_round_picks_least_margin():
+    from tfmodelsec.attacks.stealing import _active_round
+
+    class Student:  # margin between the top two classes grows with the sample's value
+        def predict(self, x, **_):
+            m = x[:, 0]
+            return np.stack([(1 + m) / 2, (1 - m) / 2, np.zeros_like(m)], axis=1)
+
+    class Oracle:
+        num_classes = 3
+
+        def __call__(self, x):
+            return np.tile([[0.0, 1.0, 0.0]], (len(x), 1))
+
+    pool = np.linspace(0, 1, 11, dtype=np.float32)[:, None]
+    x, answers = _active_round(Oracle(), Student(), pool, pool[:0], np.zeros((0, 3)), 3,
+                               np.random.default_rng(0))
+    np.testing.assert_allclose(np.sort(x[:, 0]), [0.0, 0.1, 0.2], atol=1e-6)
+    assert answers.shape == (3, 3)
+
+
 def test_same_seed_same_student(tiny_model, easy_points):
     preds = []
     for _ in range(2):
@@ -139,3 +175,19 @@ def test_cli_steal_user_errors(extra, match, tmp_path, digits_victim, capsys):
     assert main(["steal", str(path), "--dataset", "digits", "--out", str(tmp_path / "o"), *extra]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and match in err
+
+
+def test_audit_section_quick(tmp_path, digits, digits_victim):
+    import time
+
+    from tfmodelsec.attacks.stealing import audit_section
+    from tfmodelsec.audit import AuditContext
+
+    start = time.perf_counter()
+    section = audit_section(AuditContext(digits_victim, digits, tmp_path, quick=True, verbose=0))
+    assert time.perf_counter() - start < 60  # budget is 20 s on an idle 2-core machine
+    assert section.key == "stealing" and (tmp_path / "stealing.png").is_file()
+    rows = section.summary["rows"]
+    assert [r["budget"] for r in rows] == [50, 200]
+    assert all(r["queries_used"] == r["budget"] for r in rows)
+    assert rows[1]["fidelity"] > 0.5 and "| 200 |" in section.markdown

@@ -44,6 +44,8 @@ LOSSES = ("kl", "mse", "hard")
 # Tiny query sets (50 samples) still get this many samples per distillation epoch
 # (the set is repeated), so "epochs" means a comparable amount of training at any budget.
 _MIN_EPOCH_SAMPLES = 2048
+# Pool samples scored for active queries (a seeded subset keeps the scoring cheap).
+_ACTIVE_CANDIDATES = 20000
 # log(0) guard for probabilities that underflow.
 _EPS = 1e-7
 
@@ -70,8 +72,8 @@ class SemiSupervised:
     neighbours: int = 10
     vote_share: float = 0.8
     agree: bool = True
-    pool_size: int = 10000
-    epochs: int = 2
+    pool_size: int = 8000
+    epochs: int = 3
     query_share: float = 0.25
 
     def __post_init__(self):
@@ -225,6 +227,22 @@ def _propagate(features, anchor_features, anchor_labels, num_classes, k, share, 
     return np.flatnonzero(shares >= share), labels
 
 
+def _answers(oracle, x):
+    answers = np.asarray(oracle(x))
+    if answers.ndim == 1:  # a label-only oracle: its answers become one-hot targets
+        answers = np.eye(oracle.num_classes, dtype=np.float32)[answers]
+    return answers / np.maximum(answers.sum(axis=1, keepdims=True), _EPS)  # top-k answers renormalised
+
+
+def _active_round(oracle, student, pool, x_q, answers, n, rng):
+    """Query the ``n`` pool samples of least margin between the student's top two classes."""
+    cand = rng.choice(len(pool), min(len(pool), _ACTIVE_CANDIDATES), replace=False)
+    probs = np.asarray(student.predict(pool[cand], batch_size=1024, verbose=0))
+    top2 = np.sort(probs, axis=1)[:, -2:]
+    pick = cand[np.argsort(top2[:, 1] - top2[:, 0], kind="stable")[:n]]
+    return np.concatenate([x_q, pool[pick]]), np.concatenate([answers, _answers(oracle, pool[pick])])
+
+
 def evaluate_student(student, victim, x, y, *, transfer_eps: float = 0.3, transfer_samples: int = 1000,
                      batch_size: int = 1024) -> dict:
     """Accuracy, fidelity and FGSM transferability of ``student`` against ``victim``.
@@ -252,9 +270,10 @@ def evaluate_student(student, victim, x, y, *, transfer_eps: float = 0.3, transf
     return out
 
 
-def steal(oracle, queries, *, student="lenet5", loss: str = "kl", temperature: float = 4.0, epochs: int = 20,
-          batch_size: int = 64, learning_rate: float = 1e-3, unlabeled=None,
-          semi_supervised: SemiSupervised | bool | None = None, augment: bool = True, eval_data=None,
+def steal(oracle, queries, *, student="lenet5", loss: str = "kl", temperature: float = 4.0, epochs: int = 30,
+          batch_size: int = 64, learning_rate: float = 3e-3, unlabeled=None,
+          semi_supervised: SemiSupervised | bool | None = None, active_queries: int = 0,
+          augment: bool = True, eval_data=None,
           transfer_eps: float = 0.3, seed: int = 0, strategy=None, verbose: int = 1) -> StealResult:
     """Steal ``oracle``'s model: query ``queries`` once, distill a student, optionally self-train.
 
@@ -270,6 +289,10 @@ def steal(oracle, queries, *, student="lenet5", loss: str = "kl", temperature: f
         unlabeled: the attacker's pool for self-training (never queried); ``None`` disables it.
         semi_supervised: a :class:`SemiSupervised` config, ``True`` for the defaults, or
             ``None``/``False`` for plain distillation. Needs ``unlabeled``.
+        active_queries: after distilling on ``queries``, query this many more pool samples:
+            those where the student's two most likely classes are closest (uncertainty
+            sampling, Lewis & Gale 1994; ActiveThief, Pal et al. AAAI 2020), then distill
+            again on all answers. Counted like the others; needs ``unlabeled``.
         augment: random shifts/rotations of the training images (query answers reused).
         eval_data: ``(x_test, y_test)`` to fill the metric fields (owner-side).
         transfer_eps: FGSM epsilon for transferability.
@@ -308,20 +331,24 @@ def steal(oracle, queries, *, student="lenet5", loss: str = "kl", temperature: f
                          f"Received: semi_supervised={semi_supervised!r}")
     if semi_supervised is not None and unlabeled is None:
         raise ValueError("`semi_supervised` needs the unlabeled pool: pass `unlabeled=`")
+    if not isinstance(active_queries, (int, np.integer)) or isinstance(active_queries, bool) or active_queries < 0:
+        raise ValueError(f"`active_queries` must be an int >= 0. Received: active_queries={active_queries!r}")
+    if active_queries and unlabeled is None:
+        raise ValueError("`active_queries` picks from the unlabeled pool: pass `unlabeled=`")
     shape = tuple(oracle.input_shape)
     x_q = check_pool(queries, input_shape=shape, name="queries")
     pool = None if unlabeled is None else check_pool(unlabeled, input_shape=shape, name="unlabeled")
-    if oracle.remaining is not None and len(x_q) > oracle.remaining:
-        raise ValueError(f"`queries` holds {len(x_q)} samples but the oracle's budget has "
-                         f"{oracle.remaining} queries left (budget={oracle.budget}); nothing was queried")
+    if active_queries and active_queries > len(pool):
+        raise ValueError(f"`active_queries` must be <= the pool size ({len(pool)}). "
+                         f"Received: active_queries={active_queries}")
+    if oracle.remaining is not None and len(x_q) + active_queries > oracle.remaining:
+        raise ValueError(f"`queries` holds {len(x_q)} samples (+ {active_queries} active) but the oracle's budget "
+                         f"has {oracle.remaining} queries left (budget={oracle.budget}); nothing was queried")
     strategy = resolve_strategy(strategy)
     rng = np.random.default_rng(seed)
     start = time.perf_counter()
 
-    answers = np.asarray(oracle(x_q))
-    if answers.ndim == 1:  # a label-only oracle: its answers become one-hot targets
-        answers = np.eye(oracle.num_classes, dtype=np.float32)[answers]
-    answers = answers / np.maximum(answers.sum(axis=1, keepdims=True), _EPS)  # top-k answers renormalised
+    answers = _answers(oracle, x_q)
     y_q = _packed(answers, True)
 
     set_seed(seed)
@@ -334,6 +361,13 @@ def steal(oracle, queries, *, student="lenet5", loss: str = "kl", temperature: f
     hist = distiller.fit(xs, ys, epochs=int(epochs), batch_size=int(batch_size), shuffle=True,
                          verbose=fit_verbose)
     history = {"distill_loss": [float(v) for v in hist.history["loss"]]}
+    if active_queries:
+        x_q, answers = _active_round(oracle, net, pool, x_q, answers, int(active_queries), rng)
+        y_q = _packed(answers, True)
+        xs, ys = _repeat_to([x_q, y_q], _MIN_EPOCH_SAMPLES, rng)
+        hist = distiller.fit(xs, ys, epochs=int(epochs), batch_size=int(batch_size), shuffle=True,
+                             verbose=fit_verbose)
+        history["active_distill_loss"] = [float(v) for v in hist.history["loss"]]
     result = StealResult(net, loss, float(temperature), int(len(x_q)), 0.0, history=history)
     if eval_data is not None:
         m = evaluate_student(net, oracle.victim, *eval_data, transfer_samples=0)

@@ -28,6 +28,9 @@ def register(sub) -> None:
     p.add_argument("--candidates", type=int, default=5000,
                    help="pool samples DRMI / correlation / class_probability search (default: 5000)")
     p.add_argument("--restarts", type=int, default=8, help="DRMI restarts (Algorithm 1; default: 8)")
+    p.add_argument("--active-share", type=float, default=0.5,
+                   help="share of each budget queried by uncertainty after a first distillation; the rest is "
+                        "chosen by --select (default: 0.5; 0 = --select only)")
     p.add_argument("--no-self-training", action="store_true",
                    help="plain distillation: do not use the unlabeled pool")
     p.add_argument("--eval-samples", type=int, default=None, metavar="N",
@@ -60,15 +63,17 @@ def run(args) -> int:
     with Timer() as timer:
         rows = sweep(victim, pool, budgets, methods=methods, losses=losses, seeds=(args.seed,),
                      eval_data=(data.x_test[:n_eval], data.y_test[:n_eval]), student=args.student,
-                     semi_supervised=not args.no_self_training,
+                     semi_supervised=not args.no_self_training, active_share=args.active_share,
                      selection={"candidates": args.candidates, "restarts": args.restarts},
                      steal_options={"epochs": args.epochs, "temperature": args.temperature},
                      out_dir=out, verbose=0 if args.quiet else 1)
     payload = {"victim": victim.describe(), "dataset": data.name, "pool": len(pool), "eval_samples": n_eval,
-               "self_training": not args.no_self_training, "seed": args.seed, "seconds": round(timer.seconds, 2),
+               "self_training": not args.no_self_training, "active_share": args.active_share, "seed": args.seed, "seconds": round(timer.seconds, 2),
                "rows": rows, "summary": summarize(rows)}
     write_json(out / "steal.json", payload)
-    ref = {"DRMI paper (LeNet-5)": {b: v[0] for b, v in PAPER_DRMI_LENET5.items()}} if data.name == "mnist" else None
+    ref = None
+    if data.name == "mnist":
+        ref = {"DRMI paper (LeNet-5)": {b: v[0] for b, v in PAPER_DRMI_LENET5.items()}}
     fig = plotting.steal_curves_figure(rows, reference=ref, title=f"stealing {victim.model.name} on {data.name}")
     fig.savefig(out / "steal.png", dpi=110, bbox_inches="tight")
     plotting.close(fig)
