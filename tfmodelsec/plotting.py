@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["image_grid", "confusion_matrix_figure", "close", "steal_curves_figure"]
+__all__ = ["image_grid", "confusion_matrix_figure", "close", "steal_curves_figure", "tsne_figure"]
 
 
 def _figure(figsize):
@@ -97,4 +97,25 @@ def steal_curves_figure(rows, *, metric: str = "accuracy", group=("method", "los
     if title:
         ax.set_title(title, fontsize=9)
     fig.tight_layout()
+    return fig
+
+
+# --- defenses ---
+def tsne_figure(panels, *, title: str = ""):
+    """Side-by-side 2-D scatter plots: ``panels`` maps a title to ``(xy (N, 2), labels (N,))``.
+
+    Used for the t-SNE view of undefended vs defended output distributions (APGP seed).
+    """
+    panels = list(panels.items())
+    fig = _figure((3.6 * len(panels) + 0.4, 3.6))
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    for ax, (name, (xy, labels)) in zip(axes, panels):
+        xy = np.asarray(xy)
+        sc = ax.scatter(xy[:, 0], xy[:, 1], c=np.asarray(labels), cmap="tab10", s=4, vmin=0, vmax=9)
+        ax.set_title(str(name), fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.colorbar(sc, ax=list(axes), fraction=0.02)
+    if title:
+        fig.suptitle(title, fontsize=10)
     return fig
