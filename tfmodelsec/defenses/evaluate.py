@@ -102,14 +102,16 @@ def _cost_ratio(victim, defense, x, repeats: int = 3) -> float:
     return times["defended"] / times["plain"]
 
 
-def tsne_embedding(outputs: dict, *, seed: int = 0) -> dict:
+def tsne_embedding(outputs: dict, *, seed: int = 0, max_iter: int = 500) -> dict:
     """Joint 2-D t-SNE of several output sets (same samples): ``name -> (N, 2)``."""
     from sklearn.manifold import TSNE
 
     names = list(outputs)
     stacked = np.concatenate([np.log(np.clip(outputs[n], 1e-7, 1)) for n in names])
     perplexity = float(min(30, max(5, len(stacked) // 10)))
-    xy = TSNE(2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(stacked)
+    # n_jobs=1: on a busy machine sklearn's thread pool costs far more than it saves here
+    xy = TSNE(2, perplexity=perplexity, init="pca", random_state=seed, max_iter=max_iter,
+              n_jobs=1).fit_transform(stacked)
     n = len(outputs[names[0]])
     return {name: xy[i * n:(i + 1) * n] for i, name in enumerate(names)}
 
