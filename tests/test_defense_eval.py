@@ -88,3 +88,13 @@ def test_audit_section_quick(digits_victim, digits, tmp_path):
     assert section.key == "defenses" and (tmp_path / "defenses_tsne.png").is_file()
     assert section.summary["label_kept"]["apgp_top1"] == 1.0
     json.dumps(section.summary)
+
+
+def test_public_surface():
+    import tfmodelsec.defenses as d
+
+    assert set(d.__all__) >= {"make_defense", "load_defense", "save_defense", "defended_model", "APGP", "APMSA",
+                              "MAD", "GaussianNoise", "ReverseSigmoid", "Rounding", "TopK", "HardLabel",
+                              "train_apgp", "DEFENSES"}
+    for name in d.__all__:
+        assert hasattr(d, name), name

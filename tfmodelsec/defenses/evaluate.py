@@ -84,22 +84,29 @@ def _defended(victim, defense, x, batch_size=512):
     return np.concatenate([fn(x[i:i + batch_size]).numpy() for i in range(0, len(x), batch_size)])
 
 
-def _cost_ratio(victim, defense, x, repeats: int = 3) -> float:
-    """Median time of the defended forward over the plain one (same batches, warmed up)."""
+def _cost_ratio(victim, defense, x, repeats: int = 5) -> float:
+    """Median time of the defended forward over the plain one, measured in alternation.
+
+    Both functions first run over every batch shape once (tracing is not cost), and
+    the runs interleave so a busy machine slows both alike.
+    """
     from tfmodelsec.oracle import defended_forward
 
-    times = {}
-    for key, d in (("plain", None), ("defended", defense)):
-        fn = defended_forward(victim, d)
-        fn(x[:256])
-        runs = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            for i in range(0, len(x), 256):
-                fn(x[i:i + 256]).numpy()
-            runs.append(time.perf_counter() - start)
-        times[key] = float(np.median(runs))
-    return times["defended"] / times["plain"]
+    fns = {"plain": defended_forward(victim, None), "defended": defended_forward(victim, defense)}
+
+    def sweep(fn):
+        start = time.perf_counter()
+        for i in range(0, len(x), 256):
+            fn(x[i:i + 256]).numpy()
+        return time.perf_counter() - start
+
+    for fn in fns.values():
+        sweep(fn)
+    runs = {k: [] for k in fns}
+    for _ in range(repeats):
+        for key, fn in fns.items():
+            runs[key].append(sweep(fn))
+    return float(np.median(runs["defended"]) / np.median(runs["plain"]))
 
 
 def tsne_embedding(outputs: dict, *, seed: int = 0, max_iter: int = 500) -> dict:

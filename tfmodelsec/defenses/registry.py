@@ -16,7 +16,7 @@ DEFENSES = ("none", "gaussian", "reverse_sigmoid", "rounding", "topk", "label", 
 # Defaults tuned on 28x28 MNIST-like inputs in [0, 1]; override through **params.
 _APMSA_DEFAULTS = {"fgsm": {"eps": 0.25, "steps": 5}, "pgd": {"eps": 0.25, "steps": 5},
                    "cw": {"eps": 3.0, "steps": 5, "c": 1.0}}
-_APGP_DEFAULTS = {"epochs": 10, "batch_size": 256, "learning_rate": 3e-3}
+_APGP_DEFAULTS = {"epochs": 10, "batch_size": 256, "learning_rate": 3e-2}
 _APGP_TRAIN_SAMPLES = 10000
 
 
