@@ -21,11 +21,11 @@ from _common import RESULTS, SAVED, setup_keras_home, write_result
 
 setup_keras_home()
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from tfmodelsec import load_dataset, load_victim  # noqa: E402
-from tfmodelsec.defenses import make_defense  # noqa: E402
-from tfmodelsec.defenses.evaluate import evaluate_defenses, format_change, tsne_plot  # noqa: E402
+from tfmodelsec import load_dataset, load_victim
+from tfmodelsec.defenses import make_defense
+from tfmodelsec.defenses.evaluate import evaluate_defenses, format_change, tsne_plot
 
 VICTIMS = [("mnist", "lenet5_mnist.h5"), ("fashion_mnist", "lenet5_fashion_mnist.h5")]
 APGP_SET = ["none", "gaussian", "reverse_sigmoid", "apgp_all", "apgp_top1"]

@@ -62,4 +62,4 @@ def test_bad_parameters(tiny_model, kwargs, arg):
 
 def test_bad_victim():
     with pytest.raises(ValueError, match="victim"):
-        APMSA("not a model".split())
+        APMSA(["not", "a", "model"])

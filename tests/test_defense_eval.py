@@ -2,7 +2,6 @@
 
 import json
 
-import numpy as np
 import pytest
 
 from tfmodelsec.defenses import make_defense

@@ -6,8 +6,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from tfmodelsec.defenses import (MAD, GaussianNoise, HardLabel, ReverseSigmoid, Rounding, TopK, defended_model,
-                                 load_defense, make_defense, save_defense)
+from tfmodelsec.defenses import (
+    MAD,
+    GaussianNoise,
+    HardLabel,
+    ReverseSigmoid,
+    Rounding,
+    TopK,
+    defended_model,
+    load_defense,
+    make_defense,
+    save_defense,
+)
 
 P = np.array([[0.62, 0.27, 0.11], [0.07, 0.12, 0.81]], np.float32)
 LAYERS = [GaussianNoise(0.05, seed=0), ReverseSigmoid(0.5, 0.5), Rounding(1), TopK(2), HardLabel()]

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from tfmodelsec.cli._common import add_common_run_arguments, add_dataset_argument, add_parser, add_victim_argument
+from tfmodelsec.cli._common import (
+    add_common_run_arguments,
+    add_dataset_argument,
+    add_parser,
+    add_victim_argument,
+)
 
 EXAMPLE = "tfmodelsec defend saved_models/lenet5_mnist.h5 --defense apgp_top1 --epochs 10 --out runs/apgp"
 

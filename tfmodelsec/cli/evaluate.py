@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
-from tfmodelsec.cli._common import (add_common_run_arguments, add_dataset_argument, add_parser, add_victim_argument,
-                                    parse_int_list)
+from tfmodelsec.cli._common import (
+    add_common_run_arguments,
+    add_dataset_argument,
+    add_parser,
+    add_victim_argument,
+    parse_int_list,
+)
 
 EXAMPLE = ("tfmodelsec evaluate saved_models/lenet5_mnist.h5 --defenses none,gaussian,reverse_sigmoid,apgp_top1,"
            "apmsa_cw --attacks kl,jacobian --queries 1000,5000 --out runs/defenses")

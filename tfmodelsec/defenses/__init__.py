@@ -24,10 +24,35 @@ Registry (what the CLI and the TF-Serving export call)::
 from tfmodelsec.defenses.apgp import APGP, APGPResult, train_apgp
 from tfmodelsec.defenses.apmsa import APMSA
 from tfmodelsec.defenses.mad import MAD
-from tfmodelsec.defenses.output import GaussianNoise, HardLabel, ReverseSigmoid, Rounding, TopK
-from tfmodelsec.defenses.registry import DEFENSES, defended_model, load_defense, make_defense, save_defense
+from tfmodelsec.defenses.output import (
+    GaussianNoise,
+    HardLabel,
+    ReverseSigmoid,
+    Rounding,
+    TopK,
+)
+from tfmodelsec.defenses.registry import (
+    DEFENSES,
+    defended_model,
+    load_defense,
+    make_defense,
+    save_defense,
+)
 
 __all__ = [
-    "APGP", "APGPResult", "APMSA", "DEFENSES", "GaussianNoise", "HardLabel", "MAD", "ReverseSigmoid",
-    "Rounding", "TopK", "defended_model", "load_defense", "make_defense", "save_defense", "train_apgp",
+    "APGP",
+    "APMSA",
+    "DEFENSES",
+    "MAD",
+    "APGPResult",
+    "GaussianNoise",
+    "HardLabel",
+    "ReverseSigmoid",
+    "Rounding",
+    "TopK",
+    "defended_model",
+    "load_defense",
+    "make_defense",
+    "save_defense",
+    "train_apgp",
 ]

@@ -32,7 +32,7 @@ from keras import ops
 from tfmodelsec.defenses.output import ProbabilityDefense
 from tfmodelsec.utils import check_choice, check_positive, progbar, resolve_strategy
 
-__all__ = ["APGP", "APGPResult", "train_apgp", "DISTANCES", "distance"]
+__all__ = ["APGP", "DISTANCES", "APGPResult", "distance", "train_apgp"]
 
 DISTANCES = ("kl", "reverse_kl", "l1", "l2", "cosine")
 _TINY = 1e-7
@@ -41,7 +41,7 @@ _TINY = 1e-7
 _LOG_FLOOR = -30.0
 
 
-def distance(q, p, kind: str = "kl"):  # noqa: D401 - also aliased as _distance
+def distance(q, p, kind: str = "kl"):
     """Per-row distance between probability rows ``q`` (defended) and ``p`` (victim)."""
     qc, pc = ops.clip(q, _TINY, 1.0), ops.clip(p, _TINY, 1.0)
     if kind == "kl":  # KL(p || q): information the answer no longer carries about p

@@ -26,7 +26,12 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from tfmodelsec.attacks.evasion import NORMS, log_probabilities, normalized_step, project
+from tfmodelsec.attacks.evasion import (
+    NORMS,
+    log_probabilities,
+    normalized_step,
+    project,
+)
 from tfmodelsec.defenses import _wrapping
 from tfmodelsec.utils import check_choice, check_nonnegative, check_positive
 

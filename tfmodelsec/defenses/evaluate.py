@@ -23,7 +23,7 @@ import numpy as np
 
 from tfmodelsec.utils import check_choice, check_positive
 
-__all__ = ["evaluate_defenses", "DefenseReport", "ATTACKS", "format_change", "tsne_embedding", "audit_section"]
+__all__ = ["ATTACKS", "DefenseReport", "audit_section", "evaluate_defenses", "format_change", "tsne_embedding"]
 
 ATTACKS = ("kl", "hard", "drmi", "jacobian")
 # Jacobian augmentation starts from this many seed samples (Papernot et al. use 150).

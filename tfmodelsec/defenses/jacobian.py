@@ -17,7 +17,7 @@ import numpy as np
 
 from tfmodelsec.utils import check_positive
 
-__all__ = ["jacobian_augmentation", "JacobianResult"]
+__all__ = ["JacobianResult", "jacobian_augmentation"]
 
 
 @dataclass

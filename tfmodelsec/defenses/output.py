@@ -21,8 +21,16 @@ from keras import ops
 
 from tfmodelsec.utils import check_nonnegative, check_positive
 
-__all__ = ["ProbabilityDefense", "GaussianNoise", "ReverseSigmoid", "Rounding", "TopK", "HardLabel",
-           "check_probabilities", "renormalize"]
+__all__ = [
+    "GaussianNoise",
+    "HardLabel",
+    "ProbabilityDefense",
+    "ReverseSigmoid",
+    "Rounding",
+    "TopK",
+    "check_probabilities",
+    "renormalize",
+]
 
 # Probabilities are clipped away from 0 and 1 before log-odds (reverse sigmoid)
 # and rows are never divided by an exact 0.

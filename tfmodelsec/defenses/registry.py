@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["DEFENSES", "make_defense", "defended_model", "save_defense", "load_defense", "defense_name"]
+__all__ = ["DEFENSES", "defended_model", "defense_name", "load_defense", "make_defense", "save_defense"]
 
 #: Names :func:`make_defense` accepts (``apgp_topK`` for any K, e.g. ``apgp_top3``, too).
 DEFENSES = ("none", "gaussian", "reverse_sigmoid", "rounding", "topk", "label", "mad", "mad_argmax",
