@@ -154,3 +154,21 @@ def test_input_shape_mismatch_names_both(digits, tiny_model):
     victim = as_victim(tiny_model)
     with pytest.raises(ValueError, match=r"\(4,\).*\(8, 8, 1\)"):
         victim.check_input_shape(digits.input_shape, what="dataset 'digits'")
+
+
+def test_own_registered_layers_load_in_a_fresh_process(tmp_path):
+    """A model holding a tfmodelsec layer loads without the user importing that layer first."""
+    import subprocess
+    import sys
+
+    from tfmodelsec.unlearning import MajorityVote
+
+    inputs = keras.Input((4,))
+    probs = keras.layers.Dense(3, activation="softmax")(inputs)
+    model = keras.Model(inputs, MajorityVote()([probs, probs]))
+    path = save_model(model, tmp_path / "vote.h5")
+    code = ("import sys; from tfmodelsec import load_victim; "
+            "v = load_victim(sys.argv[1]); print(v.num_classes, 'tfmodelsec.unlearning' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-500:]
+    assert out.stdout.split() == ["3", "True"]

@@ -18,3 +18,21 @@ def accuracy(pred_labels, labels) -> float:
 def agreement(a, b) -> float:
     """Fraction of positions where two label arrays agree (fidelity / consistency)."""
     return accuracy(a, b)
+
+
+# --- unlearning ---
+def loss_threshold_auc(member_losses, nonmember_losses) -> float:
+    """ROC AUC of the loss-threshold membership test (lower loss = "member").
+
+    0.5 is chance: the members (e.g. deleted records after unlearning) are as
+    unremarkable as records never seen (Yeom et al., CSF 2018).
+    """
+    from sklearn.metrics import roc_auc_score
+
+    member_losses = np.asarray(member_losses, float).ravel()
+    nonmember_losses = np.asarray(nonmember_losses, float).ravel()
+    if not len(member_losses) or not len(nonmember_losses):
+        raise ValueError("`member_losses` and `nonmember_losses` must both be non-empty. Received "
+                         f"{len(member_losses)} and {len(nonmember_losses)} values")
+    labels = np.r_[np.ones(len(member_losses)), np.zeros(len(nonmember_losses))]
+    return float(roc_auc_score(labels, -np.r_[member_losses, nonmember_losses]))

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["image_grid", "confusion_matrix_figure", "close", "steal_curves_figure", "tsne_figure"]
+__all__ = ["image_grid", "confusion_matrix_figure", "close", "steal_curves_figure", "tsne_figure",
+           "residual_memory_figure", "power_law_curve"]
 
 
 def _figure(figsize):
@@ -118,4 +119,34 @@ def tsne_figure(panels, *, title: str = ""):
     fig.colorbar(sc, ax=list(axes), fraction=0.02)
     if title:
         fig.suptitle(title, fontsize=10)
+    return fig
+
+
+def power_law_curve(fit, n: int, points: int = 200):
+    """Sample a DeepObliviate fit: ``(t, a·x^-h + b, a·x^-h)`` with ``x = t - t0 + 1``."""
+    t0 = int(fit.get("t0", 0))
+    x = np.linspace(1, max(n - t0, 2), points)
+    memory = fit["a"] * x ** (-fit["h"])
+    return x - 1 + t0, memory + fit["b"], memory
+
+
+def residual_memory_figure(deltas, fit=None, *, epsilon=None, title: str = ""):
+    """DeepObliviate's temporal residual memory Δ_t per retrained block, with the
+    fitted power law ``a·x^{-h} + b`` and the threshold ε (He et al., NDSS 2021, Fig. 3)."""
+    deltas = np.asarray(deltas, float)
+    x = np.arange(1, len(deltas) + 1)
+    fig = _figure((5, 3.4))
+    ax = fig.subplots()
+    ax.plot(x - 1, deltas, "o", ms=4, label="Δ_t (measured)")
+    if fit is not None:
+        xs, total, memory = power_law_curve(fit, len(deltas))
+        ax.plot(xs, total, "-", label=f"fit {fit['a']:.3g}·x^-{fit['h']:.2f} + {fit['b']:.3g}")
+        ax.plot(xs, memory, ":", label="memory term a·x^-h")
+    if epsilon is not None:
+        ax.axhline(epsilon, color="gray", ls="--", lw=1, label=f"ε = {epsilon:g}")
+    ax.set_xlabel("t (blocks after the deleted block)")
+    ax.set_ylabel("Δ_t / ||Inf(B_d)||₁")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
     return fig

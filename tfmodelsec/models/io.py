@@ -150,7 +150,7 @@ def scan_model_config(config: Any, *, where: str) -> None:
             if in_layers and isinstance(cls, str):
                 registered = node.get("registered_name") or ""
                 module = node.get("module") or ""
-                ours = str(registered).startswith("tfmodelsec>")
+                ours = str(registered or cls).startswith("tfmodelsec>")  # .h5 keeps it in class_name
                 builtin = cls in known and (not module or module.startswith("keras"))
                 if not (ours or builtin):
                     raise UnsafeModelError(
@@ -173,6 +173,20 @@ def scan_model_config(config: Any, *, where: str) -> None:
                 f"{config.get('class_name') if isinstance(config, dict) else type(config).__name__!r}); "
                 "expected a Functional or Sequential model"
             )
+
+
+# Packages whose import registers tfmodelsec's own serialisable layers (defenses,
+# the SISA vote). Our code, so importing it is safe; done only when a file names one.
+_LAYER_PACKAGES = ("tfmodelsec.defenses", "tfmodelsec.unlearning")
+
+
+def _register_own_layers(config) -> None:
+    if "tfmodelsec>" not in json.dumps(config):
+        return
+    import importlib
+
+    for name in _LAYER_PACKAGES:
+        importlib.import_module(name)
 
 
 def _read_h5_config(path: Path) -> dict:
@@ -338,6 +352,7 @@ def load_victim(path, *, safe_mode: bool = True, input_range=(0.0, 1.0), output_
         config = _read_h5_config(path) if fmt == "h5" else _read_keras_zip_config(path)
         if safe_mode:
             scan_model_config(config, where=str(path))
+        _register_own_layers(config)
         try:
             model = keras.saving.load_model(path, compile=False, safe_mode=safe_mode)
         except (ModelLoadError, FileNotFoundError):
@@ -352,8 +367,13 @@ def load_victim(path, *, safe_mode: bool = True, input_range=(0.0, 1.0), output_
     return as_victim(model, output_kind=output_kind, input_range=input_range, source=str(path))
 
 
-def save_model(model, path, *, metadata: dict | None = None) -> Path:
-    """Save ``model`` (``.h5`` or ``.keras`` by suffix) and ``metadata`` as JSON beside it."""
+def save_model(model, path, *, metadata: dict | None = None, include_optimizer: bool = False) -> Path:
+    """Save ``model`` (``.h5`` or ``.keras`` by suffix) and ``metadata`` as JSON beside it.
+
+    The write is atomic (temporary file, then rename). ``.h5`` files leave the
+    optimizer state out unless ``include_optimizer=True``: a victim is an inference
+    artefact, and Adam's moments would triple its size.
+    """
     import keras
 
     path = Path(path)
@@ -361,7 +381,10 @@ def save_model(model, path, *, metadata: dict | None = None) -> Path:
         raise ValueError(f"`path` must end in .h5 or .keras. Received: path={str(path)!r}")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    keras.saving.save_model(model, tmp) if path.suffix.lower() == ".keras" else model.save(tmp)
+    if path.suffix.lower() == ".keras":
+        keras.saving.save_model(model, tmp)
+    else:
+        keras.saving.save_model(model, tmp, include_optimizer=include_optimizer)
     os.replace(tmp, path)
     if metadata is not None:
         from tfmodelsec.utils import write_json

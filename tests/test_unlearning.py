@@ -1,0 +1,354 @@
+"""DeepObliviate, naive retraining and SISA on a tiny chain (sklearn digits, LeNet-5)."""
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tfmodelsec.unlearning import (
+    Chain,
+    MajorityVote,
+    evaluate_unlearning,
+    fit_power_law,
+    retrain,
+    stitch,
+    train_chain,
+    train_sisa,
+    unlearn,
+    unlearn_sisa,
+)
+
+BLOCKS = 6
+
+
+def _dir_hash(path) -> str:
+    h = hashlib.sha256()
+    for p in sorted(Path(path).rglob("*")):
+        h.update(p.name.encode())
+        if p.is_file():
+            h.update(p.read_bytes())
+    return h.hexdigest()
+
+
+def _equal(a, b):
+    return all(np.array_equal(x, y) for x, y in zip(a, b))
+
+
+@pytest.fixture(scope="module")
+def chain(tmp_path_factory, digits):
+    out = tmp_path_factory.mktemp("chain")
+    return train_chain(
+        "lenet5", digits, out, blocks=BLOCKS, batch_size=32, learning_rate=0.1, seed=1, verbose=0
+    )
+
+
+def test_stitching_the_original_checkpoint_gives_the_final_model_exactly(chain):
+    final = chain.weights(BLOCKS)
+    for k in range(BLOCKS + 1):
+        assert _equal(stitch(chain, chain.weights(k), k), final)
+
+
+def test_early_stop_stitches_the_rest_of_the_chain(chain, digits):
+    from tfmodelsec.unlearning.base import checked_trainer
+
+    ids = chain.blocks[0][:3]
+    result = unlearn(chain, ids, epsilon=1e9, max_blocks=2, data=digits, verbose=0)
+    assert result.blocks_retrained == 2 and result.info["stopped_at_block"] == 2
+    assert len(result.deltas) == 2 and result.first_block == 1 and result.deleted == 3
+    # M'_2 by hand: blocks 1 and 2 from M_0 without the records, then the stitch
+    trainer, w = checked_trainer(chain), chain.weights(0)
+    for i in (1, 2):
+        block = chain.blocks[i - 1]
+        w = trainer.train_block(
+            w,
+            digits.x_train[block],
+            digits.y_train[block],
+            (~np.isin(block, ids)).astype(np.float32),
+            seed=1,
+            block=i,
+        )
+    assert _equal(result.weights, stitch(chain, w, 2))
+    assert not _equal(result.weights, chain.weights(BLOCKS))
+
+
+def test_epsilon_zero_matches_naive_retraining(chain, digits):
+    ids = chain.blocks[1][:5].tolist() + chain.blocks[3][:2].tolist()
+    ours = unlearn(chain, ids, epsilon=0.0, data=digits, verbose=0)
+    naive = retrain(chain, ids, data=digits, verbose=0)
+    assert ours.blocks_retrained == BLOCKS - 1  # from block 2 to the end
+    assert _equal(ours.weights, naive.weights)
+
+
+def test_unlearning_a_whole_block_matches_retraining(chain, digits):
+    block = chain.blocks[BLOCKS - 1]  # the last block: nothing after it to stitch
+    ours = unlearn(chain, block, epsilon=0.1, data=digits, verbose=0)
+    naive = retrain(chain, block, data=digits, verbose=0)
+    assert ours.blocks_retrained == 1 and _equal(ours.weights, naive.weights)
+    # deleting the whole last block gives back the model before it
+    assert _equal(naive.weights, chain.weights(BLOCKS - 1))
+
+
+def test_unlearning_never_modifies_the_chain(chain, digits):
+    before = _dir_hash(chain.path)
+    unlearn(chain, chain.blocks[2][:10], epsilon=0.05, data=digits, verbose=0)
+    retrain(chain, chain.blocks[2][:10], data=digits, verbose=0)
+    assert _dir_hash(chain.path) == before
+
+
+@pytest.mark.parametrize(
+    "ids,match",
+    [
+        ([], "empty"),
+        ([3, 3], "duplicate"),
+        ([-1], "training set"),
+        ([10**6], "training set"),
+        ([1.5], "integer"),
+    ],
+    ids=["empty", "duplicates", "negative", "too-large", "not-int"],
+)
+def test_bad_delete_ids(chain, digits, ids, match):
+    with pytest.raises(ValueError, match=match):
+        unlearn(chain, ids, data=digits, verbose=0)
+    with pytest.raises(ValueError, match=match):
+        retrain(chain, ids, data=digits, verbose=0)
+
+
+def test_bad_options_and_mismatched_data_or_model(chain, digits, tmp_path):
+    with pytest.raises(ValueError, match="epsilon"):
+        unlearn(chain, [0], epsilon=-0.1, data=digits, verbose=0)
+    with pytest.raises(ValueError, match="stop_on"):
+        unlearn(chain, [0], stop_on="median", data=digits, verbose=0)
+    other = digits.subset(n_train=len(digits.x_train))
+    other = type(digits)(
+        digits.name,
+        digits.x_train[::-1].copy(),
+        digits.y_train[::-1].copy(),
+        digits.x_test,
+        digits.y_test,
+        digits.num_classes,
+    )
+    with pytest.raises(ValueError, match="data"):
+        unlearn(chain, [0], data=other, verbose=0)
+    copy = tmp_path / "mlp"
+    shutil.copytree(chain.path, copy)
+    m = json.loads((copy / "manifest.json").read_text())
+    m["config"]["model"] = "mlp"
+    (copy / "manifest.json").write_text(json.dumps(m))
+    with pytest.raises(ValueError, match="model"):
+        unlearn(Chain.open(copy), [0], data=digits, verbose=0)
+
+
+def test_power_law_fit_recovers_known_parameters():
+    x = np.arange(1, 16)
+    fit = fit_power_law(2.0 * x**-1.5 + 0.1)
+    assert fit["a"] == pytest.approx(2.0, rel=1e-3) and fit["h"] == pytest.approx(1.5, rel=1e-3)
+    assert fit["b"] == pytest.approx(0.1, abs=1e-3)
+    assert fit_power_law([1.0, 0.5]) is None  # fewer points than parameters
+
+
+def test_evaluation_and_plot(chain, digits):
+    result = unlearn(chain, chain.blocks[0][:20], epsilon=0.1, data=digits, verbose=0)
+    ids = chain.blocks[0][:20]
+    metrics = evaluate_unlearning(
+        result.model,
+        digits,
+        reference=chain.model(),
+        deleted=(digits.x_train[ids], digits.y_train[ids]),
+    )
+    assert set(metrics) == {"top1", "top5", "consistency", "membership_auc"}
+    assert 0.0 <= metrics["membership_auc"] <= 1.0 and 0.0 <= metrics["consistency"] <= 1.0
+    fig = result.plot()
+    assert fig.axes and len(fig.axes[0].lines) >= 2
+    assert json.dumps(result.to_dict())
+
+
+def test_loss_threshold_auc_known_answers():
+    from tfmodelsec.metrics import loss_threshold_auc
+
+    assert loss_threshold_auc([0.1, 0.2], [1.0, 2.0]) == 1.0  # members all have lower loss
+    assert loss_threshold_auc([1.0, 2.0], [0.1, 0.2]) == 0.0
+    assert loss_threshold_auc([1.0], [1.0]) == 0.5
+    with pytest.raises(ValueError, match="member_losses"):
+        loss_threshold_auc([], [1.0])
+
+
+def test_majority_vote_known_answer():
+    p = [
+        np.array([[0.6, 0.4, 0.0]], np.float32),
+        np.array([[0.1, 0.9, 0.0]], np.float32),
+        np.array([[0.3, 0.7, 0.0]], np.float32),
+    ]
+    out = np.asarray(MajorityVote()(p))
+    assert out.argmax() == 1 and out.sum() == pytest.approx(1.0, abs=1e-6)
+    assert out[0, 1] == pytest.approx(2 / 3, abs=2e-3)
+
+
+@pytest.mark.slow
+def test_sisa_retrains_only_the_affected_shard(digits, tmp_path):
+    from tfmodelsec.models import load_victim, save_model
+
+    sisa = train_sisa(
+        "lenet5",
+        digits,
+        tmp_path / "sisa",
+        shards=3,
+        slices=2,
+        batch_size=32,
+        learning_rate=0.1,
+        seed=0,
+        verbose=0,
+    )
+    before = _dir_hash(tmp_path / "sisa")
+    ids = sisa.slices[1][1][:4]  # shard 1, slice 2
+    result = unlearn_sisa(sisa, ids, data=digits, verbose=0)
+    assert result.info["shards_retrained"] == 1 and result.blocks_retrained == 1
+    assert _dir_hash(tmp_path / "sisa") == before
+    shards = [layer for layer in result.model.layers if layer.name.startswith("shard_")]
+    assert _equal(shards[0].get_weights(), sisa.weights(0, 2))  # untouched shards kept
+    assert not _equal(shards[1].get_weights(), sisa.weights(1, 2))
+    path = save_model(result.model, tmp_path / "sisa.h5")
+    victim = load_victim(path)  # MajorityVote is a registered tfmodelsec layer: safe to load
+    np.testing.assert_allclose(
+        victim.probabilities(digits.x_test[:8]),
+        result.model.predict(digits.x_test[:8], verbose=0),
+        atol=1e-6,
+    )
+    with pytest.raises(ValueError, match="duplicate"):
+        unlearn_sisa(sisa, [1, 1], data=digits, verbose=0)
+
+
+@pytest.mark.slow
+def test_cli_chain_and_unlearn(tmp_path, capsys):
+    from tfmodelsec.cli import main
+    from tfmodelsec.models import load_victim
+
+    chain_dir = tmp_path / "chain"
+    base = [
+        "chain",
+        "--model",
+        "lenet5",
+        "--dataset",
+        "digits",
+        "--train-subset",
+        "600",
+        "--blocks",
+        "4",
+        "--lr",
+        "0.1",
+        "--out",
+        str(chain_dir),
+        "--quiet",
+    ]
+    assert main(base + ["--sisa", "2,2"]) == 0
+    assert "storage" in capsys.readouterr().out
+    assert main(base) == 2 and "--resume" in capsys.readouterr().err  # exists: needs --resume
+    assert main(base + ["--resume"]) == 0
+    before = _dir_hash(chain_dir)
+    ids = tmp_path / "ids.txt"
+    ids.write_text("3\n17  # a comment\n\n250\n")
+    for method in ("deepobliviate", "sisa", "retrain"):
+        out = tmp_path / method
+        assert (
+            main(
+                [
+                    "unlearn",
+                    str(chain_dir),
+                    "--delete",
+                    str(ids),
+                    "--method",
+                    method,
+                    "--out",
+                    str(out),
+                    "--quiet",
+                ]
+            )
+            == 0
+        ), capsys.readouterr().err
+        report = json.loads((out / "unlearn.json").read_text())
+        assert report["method"] == method and report["deleted"] == 3
+        assert {"top1", "membership_auc"} <= set(report["after"]) and "consistency" in report[
+            "after"
+        ]
+        assert report["speedup"] > 0 and (out / "residual.png").stat().st_size > 0
+        assert load_victim(out / "model.h5").num_classes == 10
+    assert (
+        json.loads((tmp_path / "retrain" / "unlearn.json").read_text())["after"]["consistency"]
+        == 1.0
+    )
+    assert _dir_hash(chain_dir) == before  # unlearning never touches the chain
+
+    (tmp_path / "dup.json").write_text("[5, 5]")
+    (tmp_path / "empty.txt").write_text("\n")
+    for delete, out, match in [
+        ("1,2", str(tmp_path / "nowhere-chain"), "chain"),
+        (str(tmp_path / "dup.json"), None, "duplicate"),
+        (str(tmp_path / "empty.txt"), None, "empty"),
+        ("1,x", None, "comma-separated"),
+        ("599,600", None, "training set"),
+        ("missing.txt", None, "not found"),
+    ]:
+        target = out or str(chain_dir)
+        assert (
+            main(["unlearn", target, "--delete", delete, "--out", str(tmp_path / "o"), "--quiet"])
+            == 2
+        )
+        err = capsys.readouterr().err
+        assert match in err and len(err.strip().splitlines()) == 1, err
+    assert (
+        main(["unlearn", str(chain_dir), "--delete", "1", "--out", str(chain_dir / "x"), "--quiet"])
+        == 2
+    )
+    assert "outside" in capsys.readouterr().err
+    assert _dir_hash(chain_dir) == before
+
+
+def test_incomplete_chain_is_refused(chain, digits):
+    from tfmodelsec.unlearning import ChainError
+
+    partial = Chain(chain.path, chain.config, chain.blocks, chain.checkpoints[:3], complete=False)
+    with pytest.raises(ChainError, match="incomplete"):
+        unlearn(partial, [0], data=digits, verbose=0)
+
+
+def test_chain_under_an_explicit_strategy(chain, digits, tmp_path):
+    import tensorflow as tf
+
+    strategy = tf.distribute.OneDeviceStrategy("/cpu:0")
+    other = train_chain(
+        "lenet5",
+        digits,
+        tmp_path / "one_device",
+        blocks=BLOCKS,
+        batch_size=32,
+        learning_rate=0.1,
+        seed=1,
+        strategy=strategy,
+        verbose=0,
+    )
+    for a, b in zip(other.weights(BLOCKS), chain.weights(BLOCKS)):
+        np.testing.assert_allclose(a, b, atol=1e-5)
+    result = unlearn(
+        other, other.blocks[0][:4], epsilon=0.1, data=digits, strategy=strategy, verbose=0
+    )
+    assert result.blocks_retrained >= 1
+
+
+def test_public_api():
+    import tfmodelsec.unlearning as ul
+
+    assert set(ul.__all__) >= {
+        "Chain",
+        "train_chain",
+        "unlearn",
+        "stitch",
+        "retrain",
+        "train_sisa",
+        "unlearn_sisa",
+        "UnlearnResult",
+        "ChainError",
+        "MajorityVote",
+    }
+    assert all(hasattr(ul, name) for name in ul.__all__)

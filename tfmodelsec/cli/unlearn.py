@@ -1,0 +1,170 @@
+"""``tfmodelsec unlearn``: forget training records using a stored checkpoint chain."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tfmodelsec.cli._common import CliError, add_parser
+
+EXAMPLE = """tfmodelsec unlearn runs/chain --delete 12,345,6789 --epsilon 0.1 --out runs/forget
+tfmodelsec unlearn runs/chain --delete ids.txt --method sisa --out runs/forget_sisa"""
+
+METHODS = ("deepobliviate", "sisa", "retrain")
+
+
+def register(sub) -> None:
+    p = add_parser(
+        sub,
+        "unlearn",
+        example=EXAMPLE,
+        help="make a model forget training records (DeepObliviate, SISA or retraining)",
+        description="Unlearn records from a chain built by `tfmodelsec chain` (read only: the "
+        "chain is never modified). Writes OUT/model.h5, OUT/unlearn.json (blocks retrained, "
+        "seconds, test top-1/top-5, consistency with and speed-up over naive retraining, "
+        "membership AUC of the deleted records before/after) and OUT/residual.png.",
+    )
+    p.add_argument("chain", metavar="DIR", help="chain directory (from `tfmodelsec chain`)")
+    p.add_argument(
+        "--delete",
+        required=True,
+        metavar="IDS",
+        help="training-set indices to forget: a file (one index per line, or a JSON list) "
+        "or an inline comma-separated list such as 12,345,6789",
+    )
+    p.add_argument(
+        "--method", default="deepobliviate", choices=METHODS, help="default: deepobliviate"
+    )
+    p.add_argument(
+        "--epsilon",
+        type=float,
+        default=0.1,
+        help="DeepObliviate: stop when the fitted residual memory < epsilon (default: 0.1)",
+    )
+    p.add_argument(
+        "--max-blocks", type=int, default=None, help="DeepObliviate: retrain at most N blocks"
+    )
+    p.add_argument(
+        "--no-reference",
+        action="store_true",
+        help="skip naive retraining (then no consistency / speed-up figures)",
+    )
+    p.add_argument("--out", required=True, metavar="OUT", help="output folder")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=run)
+
+
+def read_ids(text: str) -> list[int]:
+    """IDS from a file (one per line or a JSON list) or an inline comma-separated list."""
+    path = Path(text)
+    if path.is_file():
+        body = path.read_text().strip()
+        try:
+            if body.startswith("["):
+                values = json.loads(body)
+            else:
+                values = [line.split("#")[0].strip() for line in body.splitlines()]
+                values = [int(v) for v in values if v]
+        except ValueError:
+            raise CliError(
+                f"--delete file {text!r} must hold integers, one per line, or a JSON list"
+            ) from None
+    else:
+        if "/" in text or text.endswith((".txt", ".json", ".csv")):
+            raise CliError(f"--delete file not found: {text!r}")
+        try:
+            values = [int(v) for v in text.split(",") if v.strip()]
+        except ValueError:
+            raise CliError(
+                f"--delete must be a file or comma-separated integers. Received: {text!r}"
+            ) from None
+    if not isinstance(values, list) or not all(
+        isinstance(v, int) and not isinstance(v, bool) for v in values
+    ):
+        raise CliError(f"--delete must list integer ids. Received: {text!r}")
+    if not values:
+        raise CliError(
+            f"--delete is empty: give at least one training-set index. Received: {text!r}"
+        )
+    return values
+
+
+def run(args) -> int:
+    import numpy as np
+
+    from tfmodelsec import plotting
+    from tfmodelsec.models.io import save_model
+    from tfmodelsec.unlearning import (
+        Chain,
+        Sisa,
+        evaluate_unlearning,
+        retrain,
+        unlearn,
+        unlearn_sisa,
+    )
+    from tfmodelsec.utils import write_json
+
+    chain_dir, out = Path(args.chain).resolve(), Path(args.out).resolve()
+    if out == chain_dir or chain_dir in out.parents:
+        raise CliError(
+            f"--out must be outside the chain directory (the chain is never modified). "
+            f"Received: --out {args.out}"
+        )
+    ids = read_ids(args.delete)
+    chain = Chain.open(chain_dir)
+    data = chain.load_data()
+    verbose = 0 if args.quiet else 1
+    if args.method == "deepobliviate":
+        result = unlearn(
+            chain, ids, epsilon=args.epsilon, data=data, max_blocks=args.max_blocks, verbose=verbose
+        )
+    elif args.method == "sisa":
+        result = unlearn_sisa(Sisa.open(chain_dir / "sisa"), ids, data=data, verbose=verbose)
+    else:
+        result = retrain(chain, ids, data=data, verbose=verbose)
+    keep = np.asarray(ids)
+    deleted = (data.x_train[keep], data.y_train[keep])
+    payload = {"chain": str(chain_dir), **result.to_dict(), "chain_config": chain.config.to_dict()}
+    payload["before"] = evaluate_unlearning(chain.model(), data, deleted=deleted)
+    reference = None
+    if not args.no_reference:
+        reference = (
+            result if args.method == "retrain" else retrain(chain, ids, data=data, verbose=verbose)
+        )
+        payload["reference"] = {
+            "method": "retrain",
+            "seconds": round(reference.seconds, 4),
+            **evaluate_unlearning(reference.model, data, deleted=deleted),
+        }
+        payload["speedup"] = reference.seconds / max(result.seconds, 1e-9)
+    payload["after"] = evaluate_unlearning(
+        result.model,
+        data,
+        deleted=deleted,
+        reference=None if reference is None else reference.model,
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    save_model(
+        result.model,
+        out / "model.h5",
+        metadata={"method": result.method, "chain": str(chain_dir), "deleted": result.deleted},
+    )
+    write_json(out / "unlearn.json", payload)
+    fig = result.plot()
+    fig.savefig(out / "residual.png", dpi=110, bbox_inches="tight")
+    plotting.close(fig)
+    after = payload["after"]
+    line = (
+        f"{result.method}: forgot {result.deleted} records (first in block {result.first_block}), "
+        f"retrained {result.blocks_retrained}/{result.total_blocks} blocks "
+        f"in {result.seconds:.2f}s; "
+        f"test top-1 {after['top1']:.4f}"
+    )
+    if reference is not None:
+        line += f", consistency {after['consistency']:.4f}, speed-up {payload['speedup']:.1f}x"
+    print(
+        line + f", deleted-record membership AUC {payload['before']['membership_auc']:.3f} -> "
+        f"{after['membership_auc']:.3f}"
+    )
+    print(f"wrote {out / 'model.h5'}, {out / 'unlearn.json'}, {out / 'residual.png'}")
+    return 0
