@@ -127,3 +127,14 @@ def test_save_load_round_trip(tiny_model, tmp_path, name):
     again = load_defense(tmp_path / "d.keras")
     feed = x if name == "mad" else tiny_model.predict(x, verbose=0)
     np.testing.assert_allclose(np.asarray(again(feed)), expected, atol=1e-6)
+
+
+def test_gaussian_save_load_keeps_its_config(tiny_model, tmp_path):
+    from tfmodelsec import load_victim
+
+    model = defended_model(tiny_model, GaussianNoise(0.2, seed=7))
+    model.save(tmp_path / "g.keras")
+    layer = load_victim(tmp_path / "g.keras").model.layers[-1]
+    assert isinstance(layer, GaussianNoise) and (layer.stddev, layer.seed) == (0.2, 7)
+    q = np.asarray(layer(P))
+    np.testing.assert_allclose(q.sum(1), 1, atol=1e-5)
