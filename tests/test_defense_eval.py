@@ -97,3 +97,12 @@ def test_public_surface():
                               "train_apgp", "DEFENSES"}
     for name in d.__all__:
         assert hasattr(d, name), name
+
+
+@pytest.mark.parametrize("argv,word", [(["--defenses", "none,bogus"], "defenses"), (["--attacks", "zoo"], "attacks"),
+                                       (["--queries", "0"], "queries")], ids=["defense", "attack", "queries"])
+def test_cli_evaluate_bad_arguments(tmp_path, capsys, argv, word):
+    from tfmodelsec.cli import main
+
+    assert main(["evaluate", str(tmp_path / "missing.h5"), "--out", str(tmp_path), *argv]) == 2
+    assert word in capsys.readouterr().err

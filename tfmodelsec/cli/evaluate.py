@@ -42,6 +42,15 @@ def run(args) -> int:
     if not names or not attacks:
         raise ValueError(f"--defenses and --attacks must name at least one each. Received: {args.defenses!r}, "
                          f"{args.attacks!r}")
+    from tfmodelsec.defenses.evaluate import ATTACKS
+    from tfmodelsec.defenses.registry import DEFENSES
+
+    bad = [n for n in names if n not in DEFENSES and not (n.startswith("apgp_top") and n[8:].isdigit())]
+    if bad:
+        raise ValueError(f"--defenses must be among {', '.join(DEFENSES)} or apgp_topK. Received: {bad}")
+    bad = [a for a in attacks if a not in ATTACKS]
+    if bad:
+        raise ValueError(f"--attacks must be among {', '.join(ATTACKS)}. Received: {bad}")
     budgets = parse_int_list(args.queries, name="queries")
     victim = load_victim_arg(args)
     data = load_data_arg(args, victim)
