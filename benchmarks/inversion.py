@@ -21,6 +21,7 @@ Usage:
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -116,6 +117,7 @@ def main(argv=None) -> int:
     rec = recover_inputs(victim, epochs=5 if quick else 30, seed=args.seed, verbose=0)
     print(f"recovery: min confidence {rec.confidence.min():.4f} ({rec.seconds:.1f}s)", flush=True)
 
+    load = {"before_inversion": os.getloadavg()[0]}  # the 2-core machine is shared: context for timings
     ours = invert(victim, steps=steps, seed=args.seed, verbose=0)  # first call: includes tracing
     warm = invert(victim, steps=steps, seed=args.seed, verbose=0)
     ours.evaluate(means, independent=indep.model)
@@ -143,8 +145,10 @@ def main(argv=None) -> int:
                         verbose=1, loss="ce", init="zeros", l2_weight=0.0, jitter=0, blur_sigma=0.0, scales=(1.0,))
 
     # ART MIFace: two chunks of art_iters iterations per class at default settings
+    load["before_art"] = os.getloadavg()[0]
     art1, t1, calls1 = _art_miface(victim, art_iters)
     art2, t2, calls2 = _art_miface(victim, art_iters, seed_images=art1.copy())
+    load["after_art"] = os.getloadavg()[0]
     per_iter = (t1 + t2) / max(calls1 + calls2, 1)
     art_default_s = per_iter * ART_DEFAULT_MAX_ITER * 10
     art_probs = victim.probabilities(art2)[np.arange(10), np.arange(10)]
@@ -160,6 +164,7 @@ def main(argv=None) -> int:
         "victim_test_accuracy": victim.accuracy(data.x_test, data.y_test),
         "seed": args.seed,
         "quick": quick,
+        "load_average_1min": load,
         "independent_classifier": {"architecture": "mlp (Flatten-Dense128-Dense10)", "epochs": 3 if not quick else 1,
                                    "test_accuracy": indep.test_accuracy, "seconds": round(indep.seconds, 1)},
         "recovery": {**rec.to_dict(), "target_min_confidence": TARGET_CONFIDENCE,

@@ -163,7 +163,7 @@ class InversionResult:
         return plotting.image_grid(_to_unit(self.images), titles=titles, suptitle=title)
 
 
-def _to_unit(images, input_range=(0.0, 1.0)):
+def _to_unit(images):
     lo, hi = float(np.min(images, initial=0.0)), float(np.max(images, initial=1.0))
     return (images - lo) / max(hi - lo, 1e-12)
 
