@@ -1,0 +1,313 @@
+"""Defended TF-Serving export: signature, loaded == in-process, no raw output, bad input."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+keras = pytest.importorskip("keras")
+tf = pytest.importorskip("tensorflow")
+
+from tfmodelsec.errors import ModelLoadError  # noqa: E402
+from tfmodelsec.export import (check_export, describe_signatures, export_defended,  # noqa: E402
+                               resolve_version_dir)
+from tfmodelsec.models import as_victim  # noqa: E402
+from tfmodelsec.oracle import defended_forward  # noqa: E402
+
+SHAPE = (8, 8, 1)
+CLASSES = 10
+
+
+# --------------------------------------------------------------------------- test-only defenses
+# One of each kind the export must carry: a probability layer with weights, a random layer
+# with a SeedGenerator, and an input-side layer (like APMSA) that wraps the victim and loops.
+
+
+class Sharpen(keras.layers.Layer):
+    """Probabilities -> softmax(w * log p + b): weights that must travel in the SavedModel."""
+
+    def build(self, input_shape):
+        n = input_shape[-1]
+        self.w = self.add_weight(shape=(), initializer=keras.initializers.Constant(0.5), name="w")
+        self.b = self.add_weight(shape=(n,), initializer="zeros", name="b")
+
+    def call(self, p, training=False):
+        return keras.ops.softmax(self.w * keras.ops.log(p + 1e-12) + self.b)
+
+
+class NoisyProbs(keras.layers.Layer):
+    """Probabilities -> softmax(log p + sigma * N(0, 1)), seeded."""
+
+    def __init__(self, sigma=1.0, seed=0, **kwargs):
+        super().__init__(**kwargs)
+        self.sigma = sigma
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, p, training=False):
+        noise = keras.random.normal(keras.ops.shape(p), stddev=self.sigma, seed=self.seed_generator)
+        return keras.ops.softmax(keras.ops.log(p + 1e-12) + noise)
+
+
+class BoundaryWalk(keras.layers.Layer):
+    """Inputs -> probabilities: step each input up the loss while its label holds (APMSA-like)."""
+
+    operates_on = "inputs"
+
+    def __init__(self, model, eps=0.003, steps=5, **kwargs):
+        super().__init__(**kwargs)
+        self.model = model
+        self.eps = eps
+        self.steps = steps
+
+    def call(self, x, training=False):
+        p0 = self.model(x, training=False)
+        label = tf.argmax(p0, axis=-1)
+        onehot = tf.one_hot(label, tf.shape(p0)[-1])
+
+        def body(i, x_cur, x_keep):
+            with tf.GradientTape() as tape:
+                tape.watch(x_cur)
+                loss = keras.losses.categorical_crossentropy(onehot, self.model(x_cur, training=False))
+            step = tf.clip_by_value(x_cur + self.eps * tf.sign(tape.gradient(loss, x_cur)), 0.0, 1.0)
+            same = tf.equal(tf.argmax(self.model(step, training=False), axis=-1), label)
+            mask = tf.reshape(tf.cast(same, x.dtype), [-1] + [1] * (len(x.shape) - 1))
+            return i + 1, step, mask * step + (1.0 - mask) * x_keep
+
+        _, _, kept = tf.while_loop(lambda i, *_: i < self.steps, body, [tf.constant(0), x, x])
+        return self.model(kept, training=False)
+
+
+@pytest.fixture(scope="module")
+def victim():
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input(SHAPE, name="inputs"), keras.layers.Flatten(),
+                              keras.layers.Dense(16, activation="relu"),
+                              keras.layers.Dense(CLASSES, activation="softmax")])
+    return as_victim(model)
+
+
+@pytest.fixture(scope="module")
+def x():
+    return np.random.default_rng(1).uniform(0, 1, (6, *SHAPE)).astype(np.float32)
+
+
+def make_defense(kind, victim):
+    if kind == "none":
+        return None
+    if kind == "weights":
+        layer = Sharpen()
+        layer.build((None, CLASSES))
+        layer.b.assign(np.linspace(-1, 1, CLASSES).astype(np.float32))
+        return layer
+    if kind == "random":
+        return NoisyProbs(sigma=1.0, seed=3)
+    return BoundaryWalk(victim.probability_model)
+
+
+KINDS = ["none", "weights", "random", "inputs"]
+
+
+@pytest.fixture(scope="module")
+def exports(victim, tmp_path_factory):
+    """One export per kind, shared (exports cost a second each on 2 cores)."""
+    out = {}
+    for kind in KINDS:
+        defense = make_defense(kind, victim)
+        path = export_defended(victim, defense, tmp_path_factory.mktemp(kind) / "model")
+        out[kind] = (defense, path)
+    return out
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def restorable_functions(loaded):
+    """Every callable a client of the SavedModel could reach: signatures and restored functions."""
+    found, seen, stack = [], set(), [("root", loaded)]
+    while stack:
+        name, obj = stack.pop()
+        if id(obj) in seen:
+            continue
+        seen.add(id(obj))
+        if isinstance(obj, (tf.types.experimental.GenericFunction, tf.types.experimental.ConcreteFunction)):
+            found.append((name, obj))
+        children = obj._trackable_children() if hasattr(obj, "_trackable_children") else {}
+        stack.extend((f"{name}.{k}", v) for k, v in children.items())
+    found.extend((f"signatures[{k!r}]", fn) for k, fn in loaded.signatures.items())
+    return found
+
+
+def outputs_of(fn, x):
+    out = fn(inputs=tf.constant(x)) if isinstance(fn, tf.types.experimental.ConcreteFunction) else fn(x)
+    return [np.asarray(t) for t in tf.nest.flatten(out)]
+
+
+def leaks_raw(loaded, x, raw) -> list:
+    leaks = []
+    for name, fn in restorable_functions(loaded):
+        for arr in outputs_of(fn, x):
+            if arr.shape == raw.shape and np.allclose(arr, raw, atol=1e-6):
+                leaks.append(name)
+    return leaks
+
+
+# --------------------------------------------------------------------------- tests
+
+
+@pytest.mark.parametrize("kind", KINDS, ids=KINDS)
+def test_signature_is_what_tf_serving_calls(exports, kind):
+    _, path = exports[kind]
+    assert path.name == "1" and (path / "saved_model.pb").is_file()
+    sigs = describe_signatures(path)
+    assert list(sigs) == ["serve"]
+    sig = sigs["serve"]["serving_default"]
+    assert sig["method"] == "tensorflow/serving/predict"
+    assert sig["inputs"] == {"inputs": {"dtype": "float32", "shape": [None, *SHAPE]}}
+    assert sig["outputs"] == {"label": {"dtype": "int64", "shape": [None]},
+                              "probabilities": {"dtype": "float32", "shape": [None, CLASSES]}}
+
+
+@pytest.mark.parametrize("kind", ["none", "weights", "inputs"], ids=["none", "weights", "inputs"])
+def test_loaded_equals_in_process(exports, victim, x, kind):
+    defense, path = exports[kind]
+    out = tf.saved_model.load(str(path)).signatures["serving_default"](inputs=tf.constant(x))
+    expected = defended_forward(victim, defense)(x).numpy()
+    np.testing.assert_allclose(out["probabilities"].numpy(), expected, atol=1e-5)
+    np.testing.assert_array_equal(out["label"].numpy(), expected.argmax(axis=1))
+    report = check_export(path, victim, defense)
+    assert report.ok, report.summary()
+    assert report.deterministic and report.max_abs_diff <= 1e-5 and report.label_agreement == 1.0
+
+
+def test_random_defense_same_seed_state_same_answer(victim, x, tmp_path):
+    defense = make_defense("random", victim)
+    path = export_defended(victim, defense, tmp_path / "m")
+    loaded = tf.saved_model.load(str(path)).signatures["serving_default"]
+    # the SeedGenerator state travels with the export: first answers match exactly
+    first = loaded(inputs=tf.constant(x))["probabilities"].numpy()
+    np.testing.assert_allclose(first, defended_forward(victim, defense)(x).numpy(), atol=1e-5)
+    again = loaded(inputs=tf.constant(x))["probabilities"].numpy()
+    assert not np.allclose(first, again), "the exported noise must change between requests"
+    report = check_export(path, victim, defense)
+    assert report.ok and report.deterministic is False, report.summary()
+
+
+def test_random_check_detects_wrong_distribution(exports, victim):
+    _, path = exports["random"]
+    report = check_export(path, victim, NoisyProbs(sigma=0.1, seed=3))
+    assert not report.ok and "distribution" in report.problems[0]
+
+
+def test_check_detects_a_different_defense(exports, victim):
+    _, path = exports["weights"]
+    report = check_export(path, victim, None)
+    assert not report.ok and report.max_abs_diff > 1e-3
+
+
+@pytest.mark.parametrize("kind", ["weights", "random", "inputs"], ids=["weights", "random", "inputs"])
+def test_no_function_returns_raw_victim_output(exports, victim, x, kind):
+    _, path = exports[kind]
+    loaded = tf.saved_model.load(str(path))
+    names = [n for n, _ in restorable_functions(loaded)]
+    assert any("serving_default" in n for n in names)
+    assert leaks_raw(loaded, x, victim.probabilities(x)) == []
+
+
+def test_leak_check_can_fail(exports, victim, x, tmp_path):
+    """The check above would see a leak: an archive with a raw endpoint is caught."""
+    defense, _ = exports["weights"]
+    archive = keras.export.ExportArchive()
+    archive.track(victim.model)
+    spec = [tf.TensorSpec((None, *SHAPE), tf.float32, name="inputs")]
+    archive.add_endpoint("serving_default", lambda inputs: {"p": defense(victim.model(inputs))}, spec)
+    archive.add_endpoint("raw", lambda inputs: {"p": victim.model(inputs)}, spec)
+    archive.write_out(str(tmp_path / "leaky"), verbose=False)
+    assert leaks_raw(tf.saved_model.load(str(tmp_path / "leaky")), x, victim.probabilities(x))
+
+
+def test_input_defense_keeps_victim_label_and_moves_answer(exports, victim, x):
+    _, path = exports["inputs"]
+    out = tf.saved_model.load(str(path)).signatures["serving_default"](inputs=tf.constant(x))
+    raw = victim.probabilities(x)
+    np.testing.assert_array_equal(out["label"].numpy(), raw.argmax(axis=1))
+    assert np.abs(out["probabilities"].numpy() - raw).max() > 1e-3
+
+
+def test_metadata_names_defense(exports):
+    _, path = exports["weights"]
+    meta = json.loads((path / "assets.extra" / "tfmodelsec_export.json").read_text())
+    assert meta["defense"]["class"] == "Sharpen" and meta["input"]["shape"] == [None, *SHAPE]
+
+
+def test_overwrite_replaces_only_its_version(victim, tmp_path):
+    base = tmp_path / "m"
+    export_defended(victim, None, base, version=1)
+    v2 = export_defended(victim, None, base, version=2)
+    (v2 / "marker.txt").write_text("keep")
+    with pytest.raises(FileExistsError, match="overwrite"):
+        export_defended(victim, make_defense("weights", victim), base, version=1)
+    assert json.loads((base / "1" / "assets.extra" / "tfmodelsec_export.json").read_text())["defense"]["class"] == "none"
+    export_defended(victim, make_defense("weights", victim), base, version=1, overwrite=True)
+    meta = json.loads((base / "1" / "assets.extra" / "tfmodelsec_export.json").read_text())
+    assert meta["defense"]["class"] == "Sharpen"
+    assert (v2 / "marker.txt").read_text() == "keep"
+    assert sorted(p.name for p in base.iterdir()) == ["1", "2"]  # no staging leftovers
+    assert resolve_version_dir(base) == base / "2"
+
+
+def test_failed_export_leaves_old_version(victim, tmp_path):
+    base = tmp_path / "m"
+    export_defended(victim, None, base)
+    with pytest.raises(ValueError, match="defense"):
+        export_defended(victim, _five_class_layer(), base, overwrite=True)
+    assert (base / "1" / "saved_model.pb").is_file()
+
+
+def _five_class_layer():
+    layer = Sharpen()
+    layer.build((None, 5))
+    return layer
+
+
+@pytest.mark.parametrize("version", [0, -1, "1", True, 1.5], ids=["zero", "neg", "str", "bool", "float"])
+def test_bad_version(victim, tmp_path, version):
+    with pytest.raises(ValueError, match="version"):
+        export_defended(victim, None, tmp_path / "m", version=version)
+
+
+def test_bad_inputs(victim, tmp_path):
+    with pytest.raises(ValueError, match="export_dir"):
+        export_defended(victim, None)
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(NotADirectoryError, match="export_dir"):
+        export_defended(victim, None, tmp_path / "file")
+    with pytest.raises(ValueError, match="defense"):
+        export_defended(victim, _five_class_layer(), tmp_path / "a")
+    declared = NoisyProbs()
+    declared.num_classes = 3
+    with pytest.raises(ValueError, match="num_classes=3"):
+        export_defended(victim, declared, tmp_path / "b")
+    with pytest.raises(ValueError, match="Keras layer"):
+        export_defended(victim, lambda p: p, tmp_path / "c")
+    with pytest.raises(ValueError, match="input_signature"):
+        export_defended(victim, None, tmp_path / "d", input_signature=keras.InputSpec(shape=(None, 4)))
+    path = export_defended(victim, None, tmp_path / "e")
+    with pytest.raises(ValueError, match="itself a SavedModel"):
+        export_defended(victim, None, path)
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_fixed_batch_signature(victim, tmp_path):
+    spec = keras.InputSpec(shape=(3, *SHAPE), dtype="float32")
+    path = export_defended(victim, make_defense("weights", victim), tmp_path / "m", input_signature=spec)
+    assert describe_signatures(path)["serve"]["serving_default"]["inputs"]["inputs"]["shape"] == [3, *SHAPE]
+    assert check_export(path).sample_shape == [3, *SHAPE]
+
+
+def test_check_export_bad_paths(tmp_path):
+    with pytest.raises(FileNotFoundError, match="export not found"):
+        check_export(tmp_path / "missing")
+    with pytest.raises(ModelLoadError, match="no SavedModel"):
+        check_export(tmp_path)
