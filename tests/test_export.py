@@ -311,3 +311,62 @@ def test_check_export_bad_paths(tmp_path):
         check_export(tmp_path / "missing")
     with pytest.raises(ModelLoadError, match="no SavedModel"):
         check_export(tmp_path)
+
+
+# --------------------------------------------------------------------------- command line
+
+
+@pytest.fixture(scope="module")
+def victim_file(victim, tmp_path_factory):
+    from tfmodelsec.models import save_model
+
+    return save_model(victim.model, tmp_path_factory.mktemp("v") / "victim.h5")
+
+
+def test_cli_export_and_check(victim_file, tmp_path, capsys):
+    from tfmodelsec.cli import main
+
+    out = tmp_path / "served"
+    assert main(["export", str(victim_file), "--defense", "none", "--out", str(out), "--version", "3"]) == 0
+    text = capsys.readouterr()
+    assert "raw outputs" in text.err and "serving_default(inputs: float32[None, 8, 8, 1])" in text.out
+    assert (out / "3" / "saved_model.pb").is_file()
+    report = tmp_path / "check.json"
+    assert main(["export", "--check", str(out), "--report", str(report)]) == 0
+    assert "OK" in capsys.readouterr().out
+    data = json.loads(report.read_text())
+    assert data["ok"] and data["version"] == 3 and not data["compared"]
+    assert main(["export", "--check", str(out), str(victim_file), "--defense", "none"]) == 0
+    assert "labels agree 100.0%" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--defense", "none", "--version", "3"], "already exists"),
+    (["--defense", "none", "--param", "k=1"], "takes no --defense-path"),
+    (["--defense", "none", "--param", "novalue"], "KEY=VALUE"),
+    (["--out", "{out}"], "--defense is required"),
+    (["--defense", "none"], "--out is required"),
+    (["--defense", "none", "--version", "0"], "version"),
+], ids=["exists", "none-params", "bad-param", "no-defense", "no-out", "version0"])
+def test_cli_user_errors(victim_file, tmp_path, capsys, argv, message):
+    from tfmodelsec.cli import main
+
+    out = tmp_path / "served"
+    export_defended(as_victim(str(victim_file)), None, out, version=3)
+    argv = [a.replace("{out}", str(out)) for a in argv]
+    if "--out" not in argv and message != "--out is required":
+        argv += ["--out", str(out)]
+    assert main(["export", str(victim_file), *argv]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and message in err, err
+
+
+def test_cli_check_errors(tmp_path, capsys):
+    from tfmodelsec.cli import main
+
+    assert main(["export", "--check", str(tmp_path / "missing")]) == 2
+    assert "export not found" in capsys.readouterr().err
+    assert main(["export", "--check", str(tmp_path), "--defense", "none"]) == 2
+    assert "needs VICTIM" in capsys.readouterr().err
+    assert main(["export"]) == 2
+    assert "VICTIM is required" in capsys.readouterr().err
