@@ -347,7 +347,8 @@ def test_cli_export_and_check(victim_file, tmp_path, capsys):
     (["--out", "{out}"], "--defense is required"),
     (["--defense", "none"], "--out is required"),
     (["--defense", "none", "--version", "0"], "version"),
-], ids=["exists", "none-params", "bad-param", "no-defense", "no-out", "version0"])
+    (["--defense", "nonsense"], "'nonsense'"),
+], ids=["exists", "none-params", "bad-param", "no-defense", "no-out", "version0", "unknown"])
 def test_cli_user_errors(victim_file, tmp_path, capsys, argv, message):
     from tfmodelsec.cli import main
 

@@ -29,6 +29,8 @@ def register(sub) -> None:
     p.add_argument("--defense-path", metavar="DEF", help="a saved (trained) defense, e.g. from 'tfmodelsec defend'")
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                    help="defense parameter (repeatable), e.g. --param decimals=2; values are JSON or strings")
+    p.add_argument("--dataset", default=None,
+                   help="train an apgp_* defense on this dataset's training inputs (instead of --defense-path)")
     p.add_argument("--out", metavar="DIR", help="export folder TF Serving is pointed at; writes DIR/VERSION/")
     p.add_argument("--version", type=int, default=1, help="version folder to write (default: 1)")
     p.add_argument("--overwrite", action="store_true", help="replace DIR/VERSION if it exists (other versions stay)")
@@ -36,7 +38,7 @@ def register(sub) -> None:
                    help="load an export as a server would, list its signatures, run a sample batch; with "
                         "VICTIM and --defense, compare with the in-process defended model")
     p.add_argument("--report", metavar="FILE", help="also write the check as JSON to FILE")
-    p.add_argument("--seed", type=int, default=0, help="seed of the sample batch the check runs (default: 0)")
+    p.add_argument("--seed", type=int, default=0, help="seed of random defenses, APGP training and the check's sample batch (default: 0)")
     p.set_defaults(func=run)
 
 
@@ -54,8 +56,12 @@ def parse_params(items) -> dict:
     return params
 
 
-def build_defense(name, victim, *, path=None, params=None):
-    """The defense layer for ``--defense NAME [--defense-path DEF] [--param ...]`` (None for 'none')."""
+def build_defense(name, victim, *, path=None, params=None, dataset=None, seed=0):
+    """The defense layer for ``--defense NAME [--defense-path DEF] [--param ...]`` (None for 'none').
+
+    Names come from ``tfmodelsec.defenses.DEFENSES`` (the defenses registry). APGP must be
+    trained: pass its saved layer with ``--defense-path`` or a ``--dataset`` to train it on.
+    """
     params = dict(params or {})
     if name is None:
         raise CliError(f"--defense is required: a registered defense name or '{NO_DEFENSE}'")
@@ -64,19 +70,33 @@ def build_defense(name, victim, *, path=None, params=None):
             raise CliError(f"--defense {NO_DEFENSE} takes no --defense-path or --param")
         return None
     try:
-        from tfmodelsec.defenses import load_defense, make_defense
+        from tfmodelsec.defenses import DEFENSES, load_defense, make_defense
     except ImportError:
         raise CliError(
             f"--defense {name!r}: the defense registry (tfmodelsec.defenses.make_defense) is not part of this "
             f"build; only --defense {NO_DEFENSE} is available"
         ) from None
+    key = str(name).strip().lower()
+    apgp_top = key.startswith("apgp_top") and key[len("apgp_top"):].isdigit()
+    if key not in DEFENSES and not apgp_top:
+        raise CliError(f"--defense must be one of {', '.join(DEFENSES)} (or apgp_topK). Received: {name!r}")
     if path is not None:
         if params:
             raise CliError("--param cannot change a saved defense (--defense-path); pass one or the other")
         if not Path(path).exists():
             raise FileNotFoundError(f"--defense-path not found: {path}")
         return load_defense(path)
-    return make_defense(name, victim, **params)
+    x = None
+    if key.startswith("apgp_"):
+        if dataset is None:
+            raise CliError(f"--defense {name} is trained: pass its saved layer with --defense-path "
+                           "(from 'tfmodelsec defend') or --dataset NAME to train it now")
+        from tfmodelsec.data import load_dataset
+
+        data = load_dataset(dataset)
+        victim.check_input_shape(data.input_shape, what=f"dataset {data.name!r}")
+        x = data.x_train
+    return make_defense(key, victim, x=x, seed=seed, **params)
 
 
 def _check(args) -> int:
@@ -89,7 +109,8 @@ def _check(args) -> int:
     victim = defense = None
     if args.victim is not None:
         victim = load_victim_arg(args)
-        defense = build_defense(args.defense, victim, path=args.defense_path, params=parse_params(args.param))
+        defense = build_defense(args.defense, victim, path=args.defense_path, params=parse_params(args.param),
+                            dataset=args.dataset, seed=args.seed)
     elif args.defense or args.defense_path:
         raise CliError("--defense needs VICTIM with --check (to compare the export with the in-process model)")
     report = check_export(args.check, victim, defense, seed=args.seed)
@@ -112,7 +133,8 @@ def run(args) -> int:
     if args.out is None:
         raise CliError("--out is required: the export folder TF Serving is pointed at")
     victim = load_victim_arg(args)
-    defense = build_defense(args.defense, victim, path=args.defense_path, params=parse_params(args.param))
+    defense = build_defense(args.defense, victim, path=args.defense_path, params=parse_params(args.param),
+                            dataset=args.dataset, seed=args.seed)
     path = export_defended(victim, defense, args.out, version=args.version, overwrite=args.overwrite)
     print(f"wrote {path}")
     if defense is None:
