@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,7 +15,7 @@ tf = pytest.importorskip("tensorflow")
 
 from tfmodelsec.errors import ModelLoadError  # noqa: E402
 from tfmodelsec.export import (check_export, describe_signatures, export_defended,  # noqa: E402
-                               resolve_version_dir)
+                               resolve_version_dir, serving_example)
 from tfmodelsec.models import as_victim  # noqa: E402
 from tfmodelsec.oracle import defended_forward  # noqa: E402
 
@@ -371,3 +374,64 @@ def test_cli_check_errors(tmp_path, capsys):
     assert "needs VICTIM" in capsys.readouterr().err
     assert main(["export"]) == 2
     assert "VICTIM is required" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- README's serving example
+# The README's TF Serving request/response blocks come from a real export of the suite's tiny model
+# (4 features, 3 classes, fixed weights) with rounding; this test re-creates them and compares.
+# Regenerate after a deliberate change: TFMS_UPDATE_README=1 pytest tests/test_export.py -k readme
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+README_X = [[0.9, 0.1, 0.2, 0.0], [0.1, 0.1, 0.8, 0.3]]
+
+
+def _render(obj, indent=0) -> str:
+    pad = " " * indent
+    if isinstance(obj, dict):
+        inner = ",\n".join(f'{pad}  "{k}": {_render(v, indent + 2).lstrip()}' for k, v in obj.items())
+        return f"{pad}{{\n{inner}\n{pad}}}"
+    if isinstance(obj, list) and obj and isinstance(obj[0], (list, dict)):
+        inner = ",\n".join(_render(v, indent + 2) if isinstance(v, list) else f"{pad}  {json.dumps(v)}"
+                           for v in obj)
+        return f"{pad}[\n{inner}\n{pad}]"
+    return pad + json.dumps(obj)
+
+
+def _assert_same(got, expected, where="$"):
+    if isinstance(expected, dict):
+        assert isinstance(got, dict) and sorted(got) == sorted(expected), f"{where}: keys {got} vs {expected}"
+        for k in expected:
+            _assert_same(got[k], expected[k], f"{where}.{k}")
+    elif isinstance(expected, list):
+        assert isinstance(got, list) and len(got) == len(expected), f"{where}: length differs"
+        for i, (g, e) in enumerate(zip(got, expected)):
+            _assert_same(g, e, f"{where}[{i}]")
+    else:
+        assert got == pytest.approx(expected, abs=1e-6), f"{where}: {got} vs {expected}"
+
+
+def test_readme_serving_example_matches_a_real_export(tiny_model, tmp_path):
+    from tfmodelsec.defenses import make_defense
+
+    victim = as_victim(tiny_model)
+    path = export_defended(victim, make_defense("rounding", victim, decimals=1), tmp_path / "toy")
+    sig = describe_signatures(path)["serve"]["serving_default"]
+    text = README.read_text()
+    update = bool(os.environ.get("TFMS_UPDATE_README"))
+    for fmt in ("row", "columnar"):
+        request, response = serving_example(path, README_X, format=fmt)
+        # the example's structure is the signature's: input shape per instance, named outputs
+        rows = request["instances" if fmt == "row" else "inputs"]
+        assert [None, *np.shape(rows)[1:]] == sig["inputs"]["inputs"]["shape"]
+        answers = response["predictions"] if fmt == "row" else [response["outputs"]]
+        for answer in answers:
+            assert sorted(answer) == sorted(sig["outputs"])
+        for marker, expected in ((f"serving-{fmt}-request", request), (f"serving-{fmt}-response", response)):
+            match = re.search(rf"<!-- {marker} -->\s*```json\n(.*?)```", text, re.S)
+            assert match, f"README.md lacks the <!-- {marker} --> json block"
+            if update:
+                text = text[: match.start(1)] + _render(expected) + "\n" + text[match.end(1):]
+            else:
+                _assert_same(json.loads(match.group(1)), expected)
+    if update:
+        README.write_text(text)

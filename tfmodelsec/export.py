@@ -309,29 +309,39 @@ def describe_signatures(path) -> dict:
     return result
 
 
-def serving_example(path, x, *, decimals: int | None = 6) -> tuple[dict, dict]:
+def serving_example(path, x, *, format: str = "row", decimals: int | None = 6) -> tuple[dict, dict]:
     """A TF Serving REST request for ``x`` and the response this export gives to it.
 
-    Uses TF Serving's row format: ``POST /v1/models/NAME:predict`` with
-    ``{"signature_name": "serving_default", "instances": [...]}``, answered by
-    ``{"predictions": [{"probabilities": [...], "label": k}, ...]}``.
+    ``POST /v1/models/NAME:predict`` takes, in TF Serving's row format,
+    ``{"signature_name": "serving_default", "instances": [...]}`` and answers
+    ``{"predictions": [{"label": k, "probabilities": [...]}, ...]}``; in the columnar
+    format, ``{"signature_name": ..., "inputs": [...]}`` answered by
+    ``{"outputs": {"label": [...], "probabilities": [[...], ...]}}``.
 
     Args:
         path: an export folder or version folder.
         x: a batch of inputs.
-        decimals: round the probabilities (and inputs) in the returned JSON (``None``: keep all).
+        format: ``"row"`` (``instances``) or ``"columnar"`` (``inputs``).
+        decimals: round the numbers in the returned JSON (``None``: keep all).
     """
     import tensorflow as tf
 
+    from tfmodelsec.utils import check_choice
+
+    format = check_choice("format", format, ("row", "columnar"))
     fn = tf.saved_model.load(str(resolve_version_dir(path))).signatures[ENDPOINT]
     x = np.asarray(x, dtype=np.float32)
     out = fn(**{INPUT_NAME: tf.constant(x)})
     probs = out["probabilities"].numpy().astype(np.float64)
-    labels = out["label"].numpy()
+    labels = [int(k) for k in out["label"].numpy()]
     rnd = (lambda a: a) if decimals is None else (lambda a: np.round(a, decimals))
-    request = {"signature_name": ENDPOINT, "instances": rnd(x.astype(np.float64)).tolist()}
-    response = {"predictions": [{"label": int(k), "probabilities": rnd(p).tolist()}
-                                for p, k in zip(probs, labels)]}
+    inputs = rnd(x.astype(np.float64)).tolist()
+    if format == "row":
+        request = {"signature_name": ENDPOINT, "instances": inputs}
+        response = {"predictions": [{"label": k, "probabilities": rnd(p).tolist()} for p, k in zip(probs, labels)]}
+    else:
+        request = {"signature_name": ENDPOINT, "inputs": inputs}
+        response = {"outputs": {"label": labels, "probabilities": rnd(probs).tolist()}}
     return request, response
 
 
