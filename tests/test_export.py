@@ -411,7 +411,7 @@ def _assert_same(got, expected, where="$"):
 
 
 def test_readme_serving_example_matches_a_real_export(tiny_model, tmp_path):
-    from tfmodelsec.defenses import make_defense
+    make_defense = pytest.importorskip("tfmodelsec.defenses.registry", reason="defenses registry not in this build").make_defense
 
     victim = as_victim(tiny_model)
     path = export_defended(victim, make_defense("rounding", victim, decimals=1), tmp_path / "toy")
@@ -435,3 +435,46 @@ def test_readme_serving_example_matches_a_real_export(tiny_model, tmp_path):
                 _assert_same(json.loads(match.group(1)), expected)
     if update:
         README.write_text(text)
+
+
+# --------------------------------------------------------------------------- the real defenses
+# Every defense of the registry, exported for the suite's digits LeNet-5 and read back.
+
+REGISTRY = ["gaussian", "reverse_sigmoid", "rounding", "topk", "label", "mad", "mad_argmax",
+            "apgp_all", "apgp_top1", "apmsa_fgsm", "apmsa_pgd", "apmsa_cw"]
+# Small settings keep the file fast; the exported graph is the same as with the defaults.
+REGISTRY_PARAMS = {"apgp_all": {"epochs": 1}, "apgp_top1": {"epochs": 1},
+                   "apmsa_fgsm": {"steps": 5}, "apmsa_pgd": {"steps": 5},
+                   # the registry's CW step suits 28x28 inputs; on 8x8 digits it flips every query at once
+                   "apmsa_cw": {"steps": 5, "step_size": 0.25}}
+
+
+@pytest.fixture(scope="module")
+def registry_exports(digits_victim, digits, tmp_path_factory):
+    make_defense = pytest.importorskip("tfmodelsec.defenses.registry", reason="defenses registry not in this build").make_defense
+
+    out = {}
+    for name in REGISTRY:
+        defense = make_defense(name, digits_victim, x=digits.x_train[:256], seed=0, **REGISTRY_PARAMS.get(name, {}))
+        out[name] = (defense, export_defended(digits_victim, defense, tmp_path_factory.mktemp(name) / "m"))
+    return out
+
+
+@pytest.mark.parametrize("name", REGISTRY, ids=REGISTRY)
+def test_registry_defense_exports(registry_exports, digits_victim, digits, name):
+    defense, path = registry_exports[name]
+    sig = describe_signatures(path)["serve"]["serving_default"]
+    assert sorted(sig["inputs"]) == ["inputs"] and sorted(sig["outputs"]) == ["label", "probabilities"]
+    assert sig["inputs"]["inputs"]["shape"] == [None, 8, 8, 1]
+    report = check_export(path, digits_victim, defense)  # 1e-5, or by distribution if random
+    assert report.ok, report.summary()
+    x = digits.x_test[:16]
+    loaded = tf.saved_model.load(str(path))
+    assert leaks_raw(loaded, x, digits_victim.probabilities(x)) == []
+    answer = loaded.signatures["serving_default"](inputs=tf.constant(x))
+    if name.startswith(("apgp", "apmsa", "mad_argmax", "rounding", "topk", "label", "reverse")):
+        # these keep the argmax by construction (rounding/top-k/label up to exact ties)
+        np.testing.assert_array_equal(answer["label"].numpy(), digits_victim.predict_labels(x))
+    if report.deterministic:
+        np.testing.assert_allclose(answer["probabilities"].numpy(),
+                                   defended_forward(digits_victim, defense)(x).numpy(), atol=1e-5)
