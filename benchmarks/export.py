@@ -176,7 +176,8 @@ def main() -> int:
         "quick": args.quick, "target_ratio_batch256": TARGET_RATIO, "target_judged_on": "best block",
         "load_average_start": load_start, "load_average_end": list(os.getloadavg()),
         "apgp_training": {**APGP_TRAIN, "samples": APGP_TRAIN_SAMPLES,
-                          "note": "latency only; the graph is the same however long it trains"}, "results": rows, "not_measured": skipped,
+                          "note": "latency only; the graph is the same however long it trains"},
+        "results": rows, "not_measured": skipped,
     }, markdown=markdown)
     return 0
 

@@ -251,7 +251,8 @@ def test_overwrite_replaces_only_its_version(victim, tmp_path):
     (v2 / "marker.txt").write_text("keep")
     with pytest.raises(FileExistsError, match="overwrite"):
         export_defended(victim, make_defense("weights", victim), base, version=1)
-    assert json.loads((base / "1" / "assets.extra" / "tfmodelsec_export.json").read_text())["defense"]["class"] == "none"
+    meta = json.loads((base / "1" / "assets.extra" / "tfmodelsec_export.json").read_text())
+    assert meta["defense"]["class"] == "none"
     export_defended(victim, make_defense("weights", victim), base, version=1, overwrite=True)
     meta = json.loads((base / "1" / "assets.extra" / "tfmodelsec_export.json").read_text())
     assert meta["defense"]["class"] == "Sharpen"
@@ -382,6 +383,10 @@ def test_cli_check_errors(tmp_path, capsys):
 # Regenerate after a deliberate change: TFMS_UPDATE_README=1 pytest tests/test_export.py -k readme
 
 README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def _registry():
+    return pytest.importorskip("tfmodelsec.defenses.registry", reason="defenses registry not in this build")
 README_X = [[0.9, 0.1, 0.2, 0.0], [0.1, 0.1, 0.8, 0.3]]
 
 
@@ -411,7 +416,7 @@ def _assert_same(got, expected, where="$"):
 
 
 def test_readme_serving_example_matches_a_real_export(tiny_model, tmp_path):
-    make_defense = pytest.importorskip("tfmodelsec.defenses.registry", reason="defenses registry not in this build").make_defense
+    make_defense = _registry().make_defense
 
     victim = as_victim(tiny_model)
     path = export_defended(victim, make_defense("rounding", victim, decimals=1), tmp_path / "toy")
@@ -451,7 +456,7 @@ REGISTRY_PARAMS = {"apgp_all": {"epochs": 1}, "apgp_top1": {"epochs": 1},
 
 @pytest.fixture(scope="module")
 def registry_exports(digits_victim, digits, tmp_path_factory):
-    make_defense = pytest.importorskip("tfmodelsec.defenses.registry", reason="defenses registry not in this build").make_defense
+    make_defense = _registry().make_defense
 
     out = {}
     for name in REGISTRY:
@@ -478,3 +483,14 @@ def test_registry_defense_exports(registry_exports, digits_victim, digits, name)
     if report.deterministic:
         np.testing.assert_allclose(answer["probabilities"].numpy(),
                                    defended_forward(digits_victim, defense)(x).numpy(), atol=1e-5)
+
+
+def test_victim_loaded_from_a_savedmodel_exports_without_leaking(exports, x, tmp_path):
+    """A victim that is itself a SavedModel (e.g. an undefended export) is re-exported defended."""
+    from tfmodelsec.models import load_victim
+
+    victim = load_victim(exports["none"][1])
+    defense = make_defense("weights", victim)
+    path = export_defended(victim, defense, tmp_path / "m")
+    assert check_export(path, victim, defense).ok
+    assert leaks_raw(tf.saved_model.load(str(path)), x, victim.probabilities(x)) == []

@@ -135,7 +135,9 @@ def check_export(path, victim=None, defense=None, *, batch_size: int = 8, seed: 
         loaded = tf.saved_model.load(str(version_dir))
         fn = loaded.signatures[ENDPOINT]
     except Exception as exc:
-        raise ModelLoadError(f"{version_dir}: could not load the export ({type(exc).__name__}: {str(exc)[:200]})") from None
+        raise ModelLoadError(
+            f"{version_dir}: could not load the export ({type(exc).__name__}: {str(exc)[:200]})"
+        ) from None
     _, spec = fn.structured_input_signature
     shape = list(spec[INPUT_NAME].shape) if INPUT_NAME in spec else list(next(iter(spec.values())).shape)
     sample_shape = [batch_size if d is None else int(d) for d in shape]

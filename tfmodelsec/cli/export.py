@@ -38,7 +38,8 @@ def register(sub) -> None:
                    help="load an export as a server would, list its signatures, run a sample batch; with "
                         "VICTIM and --defense, compare with the in-process defended model")
     p.add_argument("--report", metavar="FILE", help="also write the check as JSON to FILE")
-    p.add_argument("--seed", type=int, default=0, help="seed of random defenses, APGP training and the check's sample batch (default: 0)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed of random defenses, APGP training and the check's sample batch (default: 0)")
     p.set_defaults(func=run)
 
 
