@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["image_grid", "confusion_matrix_figure", "close"]
+__all__ = ["image_grid", "confusion_matrix_figure", "close", "steal_curves_figure", "tsne_figure"]
 
 
 def _figure(figsize):
@@ -61,4 +61,61 @@ def confusion_matrix_figure(cm, *, title: str = ""):
     ax.set_title(title, fontsize=9)
     fig.colorbar(im, ax=ax, fraction=0.046)
     fig.tight_layout()
+    return fig
+
+
+# --- model stealing ---
+
+
+def steal_curves_figure(rows, *, metric: str = "accuracy", group=("method", "loss"), reference=None,
+                        title: str = ""):
+    """``metric`` vs query budget, one line per ``group`` (mean +- std over the rows' seeds).
+
+    Args:
+        rows: dicts with ``budget``, ``metric`` and the ``group`` keys (e.g. stealing sweep rows).
+        reference: optional ``{label: {budget: value}}`` drawn dashed (e.g. a paper's numbers).
+    """
+    series: dict = {}
+    for r in rows:
+        if r.get(metric) is None:
+            continue
+        label = "/".join(str(r[k]) for k in group)
+        series.setdefault(label, {}).setdefault(int(r["budget"]), []).append(float(r[metric]))
+    fig = _figure((6, 4))
+    ax = fig.subplots()
+    for label, points in sorted(series.items()):
+        b = sorted(points)
+        ax.errorbar(b, [np.mean(points[k]) for k in b], yerr=[np.std(points[k]) for k in b], marker="o",
+                    capsize=3, label=label)
+    for label, points in (reference or {}).items():
+        b = sorted(points)
+        ax.plot(b, [points[k] for k in b], "k--", marker="x", label=label)
+    ax.set_xlabel("queries")
+    ax.set_ylabel(metric)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    if title:
+        ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+# --- defenses ---
+def tsne_figure(panels, *, title: str = ""):
+    """Side-by-side 2-D scatter plots: ``panels`` maps a title to ``(xy (N, 2), labels (N,))``.
+
+    Used for the t-SNE view of undefended vs defended output distributions (APGP seed).
+    """
+    panels = list(panels.items())
+    fig = _figure((3.6 * len(panels) + 0.4, 3.6))
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    for ax, (name, (xy, labels)) in zip(axes, panels):
+        xy = np.asarray(xy)
+        sc = ax.scatter(xy[:, 0], xy[:, 1], c=np.asarray(labels), cmap="tab10", s=4, vmin=0, vmax=9)
+        ax.set_title(str(name), fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.colorbar(sc, ax=list(axes), fraction=0.02)
+    if title:
+        fig.suptitle(title, fontsize=10)
     return fig

@@ -1,0 +1,146 @@
+"""Query selection: DRMI's MI matrix and Algorithms 1-3 on hand-checkable inputs, baselines, errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tfmodelsec.attacks import drmi
+from tfmodelsec.attacks.selection import SELECTION_METHODS, select_queries
+
+
+def _entropy(q, levels):
+    p = np.bincount(q, minlength=levels) / len(q)
+    p = p[p > 0]
+    return float(-(p * np.log(p)).sum())
+
+
+def _brute_mi(qa, qb, levels):
+    joint = np.zeros((levels, levels))
+    np.add.at(joint, (qa, qb), 1)
+    p = joint / len(qa)
+    outer = np.outer(p.sum(1), p.sum(0))
+    m = p > 0
+    return float((p[m] * np.log(p[m] / outer[m])).sum())
+
+
+@pytest.fixture(scope="module")
+def images():
+    rng = np.random.default_rng(0)
+    return rng.random((12, 6, 6, 1)).astype(np.float32)
+
+
+def test_mi_of_identical_images_is_their_entropy(images):
+    x = np.concatenate([images[:1], images[:1]])
+    mi = drmi.mutual_information_matrix(x, levels=4)
+    h = _entropy(drmi.quantize(images[:1], 4)[0], 4)
+    np.testing.assert_allclose(mi, np.full((2, 2), h), atol=1e-5)
+
+
+def test_mi_of_independent_images_is_near_zero():
+    # two images whose gray levels are statistically independent: every (i, j) pair
+    # occurs equally often, so P_uv = P_u P_v exactly and MI = 0
+    a = np.repeat(np.arange(4), 4) / 4 + 0.1
+    b = np.tile(np.arange(4), 4) / 4 + 0.1
+    mi = drmi.mutual_information_matrix(np.stack([a, b]).reshape(2, 4, 4, 1), levels=4)
+    assert abs(mi[0, 1]) < 1e-5
+    assert mi[0, 0] == pytest.approx(np.log(4), abs=1e-5)
+
+
+def test_mi_matrix_matches_brute_force_and_is_symmetric(images):
+    mi = drmi.mutual_information_matrix(images, levels=5, block_size=3)  # several blocks, both sides
+    q = drmi.quantize(images, 5)
+    expected = np.array([[_brute_mi(q[i], q[j], 5) for j in range(len(q))] for i in range(len(q))])
+    np.testing.assert_allclose(mi, expected, atol=2e-5)
+    np.testing.assert_array_equal(mi, mi.T)
+
+
+def test_mi_cache_roundtrip(images, tmp_path):
+    first = drmi.mutual_information_matrix(images, levels=4, cache_dir=tmp_path)
+    files = list(tmp_path.glob("mi_*.npz"))
+    assert len(files) == 1
+    np.testing.assert_array_equal(drmi.mutual_information_matrix(images, levels=4, cache_dir=tmp_path), first)
+
+
+# Hand-built weights: elements 0-2 are a tight cluster (weight 5 among them), 3 and 4
+# are far from everything (weight 1), all other pairs weigh 3.
+W = np.full((6, 6), 3.0)
+W[np.ix_([0, 1, 2], [0, 1, 2])] = 5.0
+W[[3, 4], :] = 1.0
+W[:, [3, 4]] = 1.0
+np.fill_diagonal(W, 0.0)
+
+
+def test_greedy_picks_the_obvious_element():
+    order = drmi.greedy_initialization(W, 3, start=0)
+    assert order[0] == 0
+    assert set(order[1:]) == {3, 4}  # the two cheapest partners, not 1 or 2
+
+
+def test_one_hot_replacement_swaps_until_no_gain():
+    subset, cost = drmi.one_hot_replacement(W, np.array([0, 1, 2]))
+    assert cost == pytest.approx(drmi.subset_cost(W, subset))
+    assert cost < drmi.subset_cost(W, [0, 1, 2])
+    assert {3, 4} <= set(subset.tolist())
+    # a subset already optimal is left alone
+    best, best_cost = drmi.one_hot_replacement(W, subset)
+    assert set(best.tolist()) == set(subset.tolist()) and best_cost == pytest.approx(cost)
+
+
+def test_drmi_subset_finds_the_optimum_with_all_restarts():
+    rng = np.random.default_rng(1)
+    a = rng.random((9, 9))
+    w = a + a.T
+    np.fill_diagonal(w, 0)
+    res = drmi.drmi_subset(w, 3, restarts=None)
+    from itertools import combinations
+    brute = min(drmi.subset_cost(w, c) for c in combinations(range(9), 3))
+    assert res.cost == pytest.approx(brute)
+    assert len(res.restart_costs) == 9
+    assert res.cost == pytest.approx(min(res.restart_costs))
+
+
+@pytest.mark.parametrize("method", SELECTION_METHODS, ids=SELECTION_METHODS)
+def test_selection_is_deterministic_and_valid(method, digits):
+    pool = digits.x_train[:300]
+    a = select_queries(pool, 20, method=method, seed=3, candidates=200)
+    b = select_queries(pool, 20, method=method, seed=3, candidates=200)
+    np.testing.assert_array_equal(a, b)
+    assert len(a) == 20 and len(np.unique(a)) == 20
+    assert a.min() >= 0 and a.max() < len(pool)
+
+
+def test_drmi_prefers_low_mutual_information(digits):
+    pool = digits.x_train[:200]
+    idx, info = select_queries(pool, 15, method="drmi", seed=0, return_info=True)
+    rnd = select_queries(pool, 15, method="random", seed=0)
+    mi = drmi.mutual_information_matrix(pool)
+    assert drmi.subset_cost(mi, idx) < drmi.subset_cost(mi, rnd)
+    assert info["cost"] == pytest.approx(drmi.subset_cost(mi, idx), rel=1e-4)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(n=10, method="bogus"), "method"),
+        (dict(n=0), "`n`"),
+        (dict(n=1000), "`n`"),
+        (dict(n=5, candidates=0), "candidates"),
+        (dict(n=5, input_shape=(28, 28, 1)), "shape"),
+    ],
+    ids=["method", "n-zero", "n-over-pool", "candidates", "shape"],
+)
+def test_selection_errors(kwargs, match, digits):
+    with pytest.raises(ValueError, match=match):
+        select_queries(digits.x_train[:100], **kwargs)
+
+
+def test_selection_rejects_empty_and_bad_pools():
+    with pytest.raises(ValueError, match="pool_x"):
+        select_queries(np.zeros((0, 8, 8, 1)), 1)
+    with pytest.raises(ValueError, match="pool_x"):
+        select_queries(np.full((4, 8, 8, 1), np.nan), 1)
+    with pytest.raises(ValueError, match="levels"):
+        drmi.mutual_information_matrix(np.zeros((3, 4, 4, 1)), levels=1)
+    with pytest.raises(ValueError, match="k"):
+        drmi.drmi_subset(W, 7)

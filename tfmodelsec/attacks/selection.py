@@ -1,0 +1,197 @@
+"""Which pool samples to spend the query budget on.
+
+``select_queries(pool_x, n, method=...)`` returns indices into the attacker's
+unlabeled pool. None of the methods queries the victim: they look at the images
+(and, for two baselines, at a local model the attacker owns).
+
+Methods (He et al., "DRMI", USENIX Security 2021, and the baselines it compares):
+
+* ``random`` - uniform without replacement.
+* ``drmi`` - least summed pairwise mutual information (:mod:`tfmodelsec.attacks.drmi`).
+* ``correlation`` - the same subset search on the absolute Pearson correlation
+  of the pixel vectors ("correlation matrix").
+* ``neuron_trace`` - greedy coverage of the ReLU neurons a local model activates:
+  each pick turns on the most neurons not yet covered (coverage resets once no
+  pick adds any).
+* ``class_probability`` - the local model's class-probability vectors, reduced by
+  PCA, clustered by KMeans into ``n`` clusters; the sample nearest each centre.
+
+The local model of the two model-based baselines is ``model=`` (e.g. the
+attacker's student); by default a freshly initialised LeNet-5 of the pool's shape
+(seeded), since the attacker has no trained model before querying.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tfmodelsec.utils import check_choice, check_positive
+
+__all__ = ["select_queries", "SELECTION_METHODS", "check_pool"]
+
+SELECTION_METHODS = ("random", "drmi", "neuron_trace", "correlation", "class_probability")
+# The pairwise methods build an n x n matrix: above this many candidates, a seeded
+# random subset of the pool is searched (the paper's "LeNet-5 (1,000)" setting uses 1,000).
+DEFAULT_CANDIDATES = 5000
+# PCA dimensions for the class-probability baseline (at most classes - 1 carry information).
+_PCA_DIMS = 9
+
+
+def check_pool(pool_x, *, input_shape=None, name: str = "pool_x") -> np.ndarray:
+    """Validate an image pool: non-empty, numeric, finite, and shaped like ``input_shape``."""
+    arr = np.asarray(pool_x)
+    if arr.dtype == object or not np.issubdtype(arr.dtype, np.number):
+        raise ValueError(f"`{name}` must be a numeric array. Received dtype {arr.dtype}")
+    if arr.ndim < 2 or len(arr) == 0:
+        raise ValueError(f"`{name}` must be a non-empty batch of samples. Received shape {arr.shape}")
+    if input_shape is not None and tuple(arr.shape[1:]) != tuple(input_shape):
+        raise ValueError(
+            f"`{name}` samples must have the victim's shape {tuple(input_shape)}. "
+            f"Received shape {tuple(arr.shape[1:])}"
+        )
+    arr = arr.astype(np.float32, copy=False)
+    if not np.isfinite(arr).all():
+        raise ValueError(f"`{name}` holds NaN or infinite values")
+    return arr
+
+
+def _local_model(model, pool, seed):
+    if model is not None:
+        return model
+    from tfmodelsec.models.zoo import build_model
+    from tfmodelsec.utils import set_seed
+
+    set_seed(seed)
+    return build_model("lenet5", pool.shape[1:], 10)
+
+
+def _relu_activations(model, x, batch_size=1024):
+    """Binary activation pattern of every hidden ReLU layer, concatenated: (n, neurons)."""
+    import keras
+
+    outs = [layer.output for layer in model.layers
+            if getattr(layer, "activation", None) is keras.activations.relu]
+    if not outs:
+        raise ValueError("`model` has no ReLU layers to trace; neuron_trace needs one")
+    probe = keras.Model(model.inputs[0], outs)
+    parts = []
+    for i in range(0, len(x), batch_size):
+        acts = probe(x[i:i + batch_size], training=False)
+        acts = acts if isinstance(acts, (list, tuple)) else [acts]
+        parts.append(np.concatenate([np.asarray(a).reshape(len(a), -1) > 0 for a in acts], axis=1))
+    return np.concatenate(parts)
+
+
+def _neuron_trace(active: np.ndarray, n: int, rng) -> np.ndarray:
+    active = active.astype(np.float32)
+    covered = np.zeros(active.shape[1], np.float32)
+    chosen = np.zeros(len(active), bool)
+    # ties broken by a seeded random jitter smaller than one neuron
+    jitter = rng.random(len(active)) * 0.5
+    order = []
+    for _ in range(n):
+        gain = active @ (1.0 - covered)
+        if np.max(np.where(chosen, -1, gain)) <= 0:
+            covered[:] = 0.0  # everything reachable is covered: start a new round
+            gain = active @ (1.0 - covered)
+        p = int(np.argmax(np.where(chosen, -np.inf, gain + jitter)))
+        order.append(p)
+        chosen[p] = True
+        covered = np.maximum(covered, active[p])
+    return np.asarray(order)
+
+
+def _class_probability(probs: np.ndarray, n: int, seed: int) -> np.ndarray:
+    from sklearn.cluster import KMeans
+    from sklearn.decomposition import PCA
+
+    dims = min(_PCA_DIMS, probs.shape[1], len(probs))
+    feats = PCA(n_components=dims, random_state=seed).fit_transform(probs)
+    km = KMeans(n_clusters=n, n_init=1, random_state=seed).fit(feats)
+    dist = ((feats[:, None, :] - km.cluster_centers_[None]) ** 2).sum(-1) if len(feats) * n <= 5e7 else None
+    chosen = np.zeros(len(feats), bool)
+    picks = []
+    for c in range(n):
+        d = dist[:, c] if dist is not None else ((feats - km.cluster_centers_[c]) ** 2).sum(-1)
+        p = int(np.argmin(np.where(chosen, np.inf, d)))  # distinct samples even if clusters coincide
+        picks.append(p)
+        chosen[p] = True
+    return np.asarray(picks)
+
+
+def select_queries(pool_x, n: int, *, method: str = "random", seed: int = 0, input_shape=None,
+                   candidates: int | None = DEFAULT_CANDIDATES, levels: int = 8, restarts: int | None = 8,
+                   model=None, cache_dir=None, return_info: bool = False, verbose: int = 0):
+    """Choose ``n`` pool samples to query (no query is made here).
+
+    Args:
+        pool_x: the attacker's unlabeled images (N, ...).
+        n: how many to choose (the query budget spent on them).
+        method: one of :data:`SELECTION_METHODS`.
+        seed: makes every method deterministic.
+        input_shape: the victim's input shape; the pool must match it.
+        candidates: the pairwise methods (``drmi``, ``correlation``) and
+            ``class_probability`` search a seeded random subset of this many pool samples
+            (``None``: the whole pool; MI costs grow with its square).
+        levels: gray levels for the MI histograms (``drmi``).
+        restarts: DRMI starting points (Algorithm 1); ``None`` = every candidate, as in the paper.
+        model: local model for ``neuron_trace`` / ``class_probability``.
+        cache_dir: where ``drmi`` caches MI matrices (npz), e.g. across budgets.
+        return_info: also return a dict describing the search (cost, seconds, candidates).
+        verbose: progress bars for the MI matrix and restarts.
+
+    Returns:
+        int64 indices into ``pool_x`` (sorted), or ``(indices, info)``.
+
+    Raises:
+        ValueError: unknown method, ``n`` not a positive int or larger than the pool,
+            empty / non-numeric pool, pool shape differing from ``input_shape``.
+
+    Example:
+        >>> idx = select_queries(pool, 150, method="drmi", seed=0)  # doctest: +SKIP
+    """
+    import time
+
+    from tfmodelsec.attacks import drmi
+
+    method = check_choice("method", method, SELECTION_METHODS)
+    pool = check_pool(pool_x, input_shape=input_shape)
+    check_positive("n", n, integer=True)
+    n = int(n)
+    if n > len(pool):
+        raise ValueError(f"`n` must be <= the pool size ({len(pool)}). Received: n={n}")
+    if candidates is not None:
+        check_positive("candidates", candidates, integer=True)
+    rng = np.random.default_rng(seed)
+    start = time.perf_counter()
+    info: dict = {"method": method, "n": n, "pool": len(pool)}
+    cand = np.arange(len(pool))
+    if method in ("drmi", "correlation", "class_probability") and candidates is not None and len(pool) > candidates:
+        cand = np.sort(rng.choice(len(pool), size=max(int(candidates), n), replace=False))
+    info["candidates"] = len(cand)
+    if method == "random":
+        picked = rng.choice(len(pool), size=n, replace=False)
+    elif method == "drmi":
+        mi = drmi.mutual_information_matrix(pool[cand], levels=levels, cache_dir=cache_dir, verbose=verbose)
+        info["matrix_seconds"] = time.perf_counter() - start
+        res = drmi.drmi_subset(mi, n, restarts=restarts, seed=seed, verbose=verbose)
+        picked = cand[res.indices]
+        info.update(levels=levels, **res.to_dict())
+        info.pop("starts")
+    elif method == "correlation":
+        corr = np.abs(np.corrcoef(pool[cand].reshape(len(cand), -1)))
+        res = drmi.drmi_subset(np.nan_to_num(corr, nan=0.0), n, restarts=restarts, seed=seed, verbose=verbose)
+        picked = cand[res.indices]
+        info.update(cost=res.cost, restarts=len(res.starts))
+    elif method == "neuron_trace":
+        active = _relu_activations(_local_model(model, pool, seed), pool)
+        picked = _neuron_trace(active, n, rng)
+        info["neurons"] = int(active.shape[1])
+    else:  # class_probability
+        local = _local_model(model, pool, seed)
+        probs = np.concatenate([np.asarray(local(pool[cand][i:i + 1024], training=False))
+                                for i in range(0, len(cand), 1024)])
+        picked = cand[_class_probability(probs, n, seed)]
+    info["seconds"] = time.perf_counter() - start
+    idx = np.sort(np.asarray(picked, np.int64))
+    return (idx, info) if return_info else idx

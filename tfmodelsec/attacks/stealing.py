@@ -1,0 +1,414 @@
+"""Model stealing by distillation through a query-counting black box.
+
+The attacker queries the victim's :class:`~tfmodelsec.oracle.BlackBox` once per
+chosen sample and trains a local student to imitate the answers (Hinton et al.,
+"Distilling the Knowledge in a Neural Network", 2015; the seed-002 lab). The
+student is trained as a ``keras.Model`` whose ``compute_loss`` is overridden, the
+pattern of Keras' ``Distiller``:
+
+* ``"mse"`` - squared error between the victim's and the student's probabilities;
+* ``"kl"`` - ``tau^2 KL(p_tau || q_tau)`` with both distributions softened by the
+  temperature ``tau`` (``p_tau ~ p^(1/tau)``, the softmax of the victim's logits / tau);
+* ``"hard"`` - cross-entropy on the victim's top label.
+
+Semi-supervised use of the unlabeled pool (never queried): after the distillation
+stage, rounds of self-training (pseudo-labels, Lee 2013). In each round the
+student's most confident pool predictions (confidence >= ``threshold``, at most a
+growing per-class quota) and the queried samples (the victim's labels) become
+anchors; every pool image then takes the majority label of its ``neighbours``
+nearest anchors in pixel space (cosine), kept when that vote reaches
+``vote_share`` (label propagation: confident labels spread to the hard images
+near them, which the student alone would not label). The student is then fitted
+to these pseudo-labels under random shifts and rotations (consistency under
+augmentation: labels from clean images, training on augmented ones), while the
+queried samples keep their victim answers and stay in every round's mix.
+
+Metrics (owner-side, through the victim directly; they spend no attacker queries):
+accuracy on labelled test data, fidelity (agreement with the victim's labels) and
+transferability (the share of FGSM examples crafted on the student, from test
+samples the victim gets right, that the victim then misclassifies).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from tfmodelsec.utils import check_choice, check_nonnegative, check_positive, check_probability, progbar
+
+__all__ = ["steal", "StealResult", "SemiSupervised", "LOSSES", "evaluate_student", "audit_section"]
+
+LOSSES = ("kl", "mse", "hard")
+# Tiny query sets (50 samples) still get this many samples per distillation epoch
+# (the set is repeated), so "epochs" means a comparable amount of training at any budget.
+_MIN_EPOCH_SAMPLES = 2048
+# Pool samples scored for active queries (a seeded subset keeps the scoring cheap).
+_ACTIVE_CANDIDATES = 20000
+# log(0) guard for probabilities that underflow.
+_EPS = 1e-7
+
+
+@dataclass(frozen=True)
+class SemiSupervised:
+    """Self-training on the attacker's unlabeled pool (no queries).
+
+    Args:
+        rounds: pseudo-labelling rounds after the distillation stage.
+        threshold: least student confidence for an anchor.
+        neighbours: anchors voting on each pool image's label.
+        vote_share: least share of the vote for a pseudo-label.
+        agree: keep only pseudo-labels on which the vote and the student agree (two
+            views whose errors differ: fewer wrong labels, at the cost of some hard images).
+        pool_size: unlabeled samples considered (a seeded subset of the pool).
+        epochs: epochs over the pseudo-labelled set per round.
+        query_share: the queried samples are repeated to make up about this share of
+            each round's training set, so their (trusted) answers are not swamped.
+    """
+
+    rounds: int = 3
+    threshold: float = 0.9
+    neighbours: int = 10
+    vote_share: float = 0.8
+    agree: bool = True
+    pool_size: int = 8000
+    epochs: int = 3
+    query_share: float = 0.25
+
+    def __post_init__(self):
+        check_positive("rounds", self.rounds, integer=True)
+        check_probability("threshold", self.threshold)
+        check_positive("neighbours", self.neighbours, integer=True)
+        check_probability("vote_share", self.vote_share)
+        check_positive("pool_size", self.pool_size, integer=True)
+        check_positive("epochs", self.epochs, integer=True)
+        check_probability("query_share", self.query_share)
+
+
+@dataclass
+class StealResult:
+    """What :func:`steal` did; metric fields are ``None`` without ``eval_data``."""
+
+    student: object = field(repr=False)
+    loss: str
+    temperature: float
+    queries_used: int
+    seconds: float
+    accuracy: float | None = None
+    fidelity: float | None = None
+    transferability: float | None = None
+    distill_accuracy: float | None = None  # after the distillation stage, before self-training
+    distill_fidelity: float | None = None
+    pseudo_labels: list = field(default_factory=list)  # pseudo-labels used per round
+    history: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        keys = ("loss", "temperature", "queries_used", "seconds", "accuracy", "fidelity", "transferability",
+                "distill_accuracy", "distill_fidelity", "pseudo_labels")
+        return {k: getattr(self, k) for k in keys}
+
+
+def _augmenter(shape, seed):
+    import keras
+
+    if len(shape) != 3:
+        return None
+    return keras.Sequential([
+        keras.layers.RandomTranslation(0.1, 0.1, fill_mode="constant", seed=seed),
+        keras.layers.RandomRotation(0.04, fill_mode="constant", seed=seed + 1),
+    ], name="augment")
+
+
+def _distiller_class():
+    import keras
+    from keras import ops
+
+    class Distiller(keras.Model):
+        """Trains ``student`` on packed targets ``[probabilities..., is_query]``.
+
+        Rows with ``is_query = 1`` hold the victim's answers and use the chosen loss;
+        rows with 0 hold pseudo-labels (one-hot) and use cross-entropy.
+        """
+
+        def __init__(self, student, loss, temperature, augment):
+            super().__init__()
+            self.student = student
+            self.kind = loss
+            self.temperature = float(temperature)
+            self.augment = augment
+
+        def call(self, x, training=False):
+            if training and self.augment is not None:
+                x = self.augment(x, training=True)
+            return self.student(x, training=training)
+
+        def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+            target, is_query = y[:, :-1], y[:, -1]
+            q = ops.clip(y_pred, _EPS, 1.0)
+            log_q = ops.log(q)
+            ce = -ops.sum(target * log_q, axis=-1)
+            if self.kind == "mse":
+                query_loss = ops.sum(ops.square(target - y_pred), axis=-1)
+            elif self.kind == "hard":
+                hard = ops.one_hot(ops.argmax(target, axis=-1), ops.shape(target)[-1])
+                query_loss = -ops.sum(hard * log_q, axis=-1)
+            else:
+                t = self.temperature
+                log_p_t = ops.log_softmax(ops.log(ops.clip(target, _EPS, 1.0)) / t, axis=-1)
+                log_q_t = ops.log_softmax(log_q / t, axis=-1)
+                query_loss = t * t * ops.sum(ops.exp(log_p_t) * (log_p_t - log_q_t), axis=-1)
+            per_sample = is_query * query_loss + (1.0 - is_query) * ce
+            if sample_weight is not None:
+                per_sample = per_sample * ops.reshape(sample_weight, ops.shape(per_sample))
+            return ops.mean(per_sample)
+
+    return Distiller
+
+
+def _build_student(student, shape, num_classes, strategy):
+    import keras
+
+    from tfmodelsec.models.zoo import build_model
+
+    with strategy.scope():
+        if isinstance(student, str):
+            return build_model(student, shape, num_classes)
+        if isinstance(student, keras.Model):
+            return student
+        if callable(student):
+            return student()
+    raise ValueError(f"`student` must be a zoo name, a keras.Model or a callable. Received: {student!r}")
+
+
+def _packed(targets, is_query):
+    flag = np.full((len(targets), 1), 1.0 if is_query else 0.0, np.float32)
+    return np.concatenate([targets.astype(np.float32), flag], axis=1)
+
+
+def _repeat_to(arrays, n, rng):
+    """Repeat rows (whole copies, then a seeded remainder) until there are >= ``n``."""
+    size = len(arrays[0])
+    reps = max(1, n // size)
+    idx = np.tile(np.arange(size), reps)
+    if n > len(idx):
+        idx = np.concatenate([idx, rng.choice(size, n - len(idx), replace=False)])
+    return [a[idx] for a in arrays]
+
+
+def _anchors(probs, threshold, quota):
+    """Indices of the most confident predictions: >= threshold, <= quota per class."""
+    conf, lab = probs.max(axis=1), probs.argmax(axis=1)
+    keep = []
+    for c in range(probs.shape[1]):
+        idx = np.flatnonzero((lab == c) & (conf >= threshold))
+        keep.append(idx[np.argsort(-conf[idx], kind="stable")][:quota])
+    return np.concatenate(keep), lab
+
+
+def _propagate(features, anchor_features, anchor_labels, num_classes, k, share, chunk=2048):
+    """Majority label of each row's ``k`` nearest anchors (cosine) and the vote share it got."""
+    import tensorflow as tf
+
+    def unit(a):
+        a = a.reshape(len(a), -1)
+        return a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), _EPS)
+
+    anchors = tf.constant(unit(anchor_features))
+    k = min(int(k), len(anchor_labels))
+    labels, shares = [], []
+    for i in range(0, len(features), chunk):
+        sim = tf.matmul(tf.constant(unit(features[i:i + chunk])), anchors, transpose_b=True)
+        nn = tf.math.top_k(sim, k=k).indices.numpy()
+        votes = np.eye(num_classes, dtype=np.float32)[anchor_labels[nn]].sum(axis=1)
+        labels.append(votes.argmax(axis=1))
+        shares.append(votes.max(axis=1) / k)
+    labels, shares = np.concatenate(labels), np.concatenate(shares)
+    return np.flatnonzero(shares >= share), labels
+
+
+def _answers(oracle, x):
+    answers = np.asarray(oracle(x))
+    if answers.ndim == 1:  # a label-only oracle: its answers become one-hot targets
+        answers = np.eye(oracle.num_classes, dtype=np.float32)[answers]
+    return answers / np.maximum(answers.sum(axis=1, keepdims=True), _EPS)  # top-k answers renormalised
+
+
+def _active_round(oracle, student, pool, x_q, answers, n, rng):
+    """Query the ``n`` pool samples of least margin between the student's top two classes."""
+    cand = rng.choice(len(pool), min(len(pool), _ACTIVE_CANDIDATES), replace=False)
+    probs = np.asarray(student.predict(pool[cand], batch_size=1024, verbose=0))
+    top2 = np.sort(probs, axis=1)[:, -2:]
+    pick = cand[np.argsort(top2[:, 1] - top2[:, 0], kind="stable")[:n]]
+    return np.concatenate([x_q, pool[pick]]), np.concatenate([answers, _answers(oracle, pool[pick])])
+
+
+def evaluate_student(student, victim, x, y, *, transfer_eps: float = 0.3, transfer_samples: int = 1000,
+                     batch_size: int = 1024) -> dict:
+    """Accuracy, fidelity and FGSM transferability of ``student`` against ``victim``.
+
+    Transferability: FGSM (L-inf, ``transfer_eps``) on the student from the first
+    ``transfer_samples`` test samples the victim classifies correctly; the share the
+    victim then gets wrong. Uses the victim directly (owner-side evaluation).
+    """
+    from tfmodelsec.attacks.evasion import fgsm
+    from tfmodelsec.models.io import as_victim
+
+    victim = as_victim(victim)
+    x, y = np.asarray(x, np.float32), np.asarray(y)
+    pred_s = np.concatenate([np.asarray(student(x[i:i + batch_size], training=False)).argmax(1)
+                             for i in range(0, len(x), batch_size)])
+    pred_v = victim.predict_labels(x)
+    out = {"accuracy": float(np.mean(pred_s == y)), "fidelity": float(np.mean(pred_s == pred_v)),
+           "transferability": None}
+    if transfer_samples and transfer_eps > 0:
+        ok = np.flatnonzero(pred_v == y)[: int(transfer_samples)]
+        if len(ok):
+            lo, hi = victim.input_range
+            adv = fgsm(student, x[ok], y[ok], eps=float(transfer_eps), clip_min=lo, clip_max=hi)
+            out["transferability"] = float(np.mean(victim.predict_labels(adv) != y[ok]))
+    return out
+
+
+def steal(oracle, queries, *, student="lenet5", loss: str = "kl", temperature: float = 4.0, epochs: int = 30,
+          batch_size: int = 64, learning_rate: float = 3e-3, unlabeled=None,
+          semi_supervised: SemiSupervised | bool | None = None, active_queries: int = 0,
+          augment: bool = True, eval_data=None,
+          transfer_eps: float = 0.3, seed: int = 0, strategy=None, verbose: int = 1) -> StealResult:
+    """Steal ``oracle``'s model: query ``queries`` once, distill a student, optionally self-train.
+
+    Args:
+        oracle: a :class:`~tfmodelsec.oracle.BlackBox` (the only access to the victim).
+        queries: samples to query, shaped like the victim's input; every one is counted.
+        student: a zoo name, a ``keras.Model`` with probability outputs (trained in place)
+            or a zero-argument callable building one (under ``strategy.scope()``).
+        loss: ``"kl"``, ``"mse"`` or ``"hard"`` (see the module docstring).
+        temperature: ``tau`` of the KL loss.
+        epochs: distillation epochs (each sees >= 2048 samples; small sets are repeated).
+        batch_size, learning_rate: Adam settings.
+        unlabeled: the attacker's pool for self-training (never queried); ``None`` disables it.
+        semi_supervised: a :class:`SemiSupervised` config, ``True`` for the defaults, or
+            ``None``/``False`` for plain distillation. Needs ``unlabeled``.
+        active_queries: after distilling on ``queries``, query this many more pool samples:
+            those where the student's two most likely classes are closest (uncertainty
+            sampling, Lewis & Gale 1994; ActiveThief, Pal et al. AAAI 2020), then distill
+            again on all answers. Counted like the others; needs ``unlabeled``.
+        augment: random shifts/rotations of the training images (query answers reused).
+        eval_data: ``(x_test, y_test)`` to fill the metric fields (owner-side).
+        transfer_eps: FGSM epsilon for transferability.
+        seed: seeds the student, the batches, the augmentation and the pool subset.
+        strategy: a ``tf.distribute.Strategy`` (default: the current one).
+        verbose: 0 silent, 1 progress per stage.
+
+    Returns:
+        :class:`StealResult` with the trained student.
+
+    Raises:
+        ValueError: bad settings, queries not shaped like the victim's input, or more
+            queries than the oracle has budget left (checked before any query is sent).
+
+    Example:
+        >>> oracle = BlackBox(victim, budget=150)  # doctest: +SKIP
+        >>> res = steal(oracle, pool[select_queries(pool, 150, method="drmi")], unlabeled=pool)
+    """
+    import keras
+
+    from tfmodelsec.attacks.selection import check_pool
+    from tfmodelsec.utils import resolve_strategy, set_seed
+
+    loss = check_choice("loss", loss, LOSSES)
+    check_positive("temperature", temperature)
+    check_positive("epochs", epochs, integer=True)
+    check_positive("batch_size", batch_size, integer=True)
+    check_positive("learning_rate", learning_rate)
+    check_nonnegative("transfer_eps", transfer_eps)
+    if semi_supervised is True:
+        semi_supervised = SemiSupervised()
+    elif semi_supervised is False:
+        semi_supervised = None
+    if semi_supervised is not None and not isinstance(semi_supervised, SemiSupervised):
+        raise ValueError(f"`semi_supervised` must be a SemiSupervised, True, False or None. "
+                         f"Received: semi_supervised={semi_supervised!r}")
+    if semi_supervised is not None and unlabeled is None:
+        raise ValueError("`semi_supervised` needs the unlabeled pool: pass `unlabeled=`")
+    if not isinstance(active_queries, (int, np.integer)) or isinstance(active_queries, bool) or active_queries < 0:
+        raise ValueError(f"`active_queries` must be an int >= 0. Received: active_queries={active_queries!r}")
+    if active_queries and unlabeled is None:
+        raise ValueError("`active_queries` picks from the unlabeled pool: pass `unlabeled=`")
+    shape = tuple(oracle.input_shape)
+    x_q = check_pool(queries, input_shape=shape, name="queries")
+    pool = None if unlabeled is None else check_pool(unlabeled, input_shape=shape, name="unlabeled")
+    if active_queries and active_queries > len(pool):
+        raise ValueError(f"`active_queries` must be <= the pool size ({len(pool)}). "
+                         f"Received: active_queries={active_queries}")
+    if oracle.remaining is not None and len(x_q) + active_queries > oracle.remaining:
+        raise ValueError(f"`queries` holds {len(x_q)} samples (+ {active_queries} active) but the oracle's budget "
+                         f"has {oracle.remaining} queries left (budget={oracle.budget}); nothing was queried")
+    strategy = resolve_strategy(strategy)
+    rng = np.random.default_rng(seed)
+    start = time.perf_counter()
+
+    answers = _answers(oracle, x_q)
+    y_q = _packed(answers, True)
+
+    set_seed(seed)
+    net = _build_student(student, shape, oracle.num_classes, strategy)
+    with strategy.scope():
+        distiller = _distiller_class()(net, loss, temperature, _augmenter(shape, seed) if augment else None)
+        distiller.compile(optimizer=keras.optimizers.Adam(learning_rate))
+    fit_verbose = 2 if verbose > 1 else 0
+    xs, ys = _repeat_to([x_q, y_q], _MIN_EPOCH_SAMPLES, rng)
+    hist = distiller.fit(xs, ys, epochs=int(epochs), batch_size=int(batch_size), shuffle=True,
+                         verbose=fit_verbose)
+    history = {"distill_loss": [float(v) for v in hist.history["loss"]]}
+    if active_queries:
+        x_q, answers = _active_round(oracle, net, pool, x_q, answers, int(active_queries), rng)
+        y_q = _packed(answers, True)
+        xs, ys = _repeat_to([x_q, y_q], _MIN_EPOCH_SAMPLES, rng)
+        hist = distiller.fit(xs, ys, epochs=int(epochs), batch_size=int(batch_size), shuffle=True,
+                             verbose=fit_verbose)
+        history["active_distill_loss"] = [float(v) for v in hist.history["loss"]]
+    result = StealResult(net, loss, float(temperature), int(len(x_q)), 0.0, history=history)
+    if eval_data is not None:
+        m = evaluate_student(net, oracle.victim, *eval_data, transfer_samples=0)
+        result.distill_accuracy, result.distill_fidelity = m["accuracy"], m["fidelity"]
+
+    if semi_supervised is not None:
+        cfg = semi_supervised
+        sub = pool if len(pool) <= cfg.pool_size else pool[rng.choice(len(pool), cfg.pool_size, replace=False)]
+        bar = progbar(cfg.rounds, verbose=verbose, unit_name="round")
+        history["self_training_loss"] = []
+        for r in range(1, cfg.rounds + 1):
+            probs = np.asarray(net.predict(sub, batch_size=1024, verbose=0))
+            quota = int(np.ceil(len(sub) / oracle.num_classes * r / cfg.rounds))
+            anchor, own = _anchors(probs, cfg.threshold, quota)
+            keep, labels = _propagate(sub, np.concatenate([x_q, sub[anchor]]),
+                                      np.concatenate([answers.argmax(axis=1), own[anchor]]),
+                                      oracle.num_classes, cfg.neighbours, cfg.vote_share)
+            if cfg.agree:
+                keep = keep[labels[keep] == own[keep]]
+            keep = rng.permutation(keep)
+            result.pseudo_labels.append(int(len(keep)))
+            if len(keep) == 0:
+                bar.update(r)
+                continue
+            x_p = sub[keep]
+            y_p = _packed(np.eye(oracle.num_classes, dtype=np.float32)[labels[keep]], False)
+            n_q = int(np.ceil(len(keep) * cfg.query_share / max(1e-9, 1.0 - cfg.query_share)))
+            xq_r, yq_r = _repeat_to([x_q, y_q], max(n_q, len(x_q)), rng)
+            h = distiller.fit(np.concatenate([xq_r, x_p]), np.concatenate([yq_r, y_p]), epochs=cfg.epochs,
+                              batch_size=max(int(batch_size), 128), shuffle=True, verbose=fit_verbose)
+            history["self_training_loss"] += [float(v) for v in h.history["loss"]]
+            bar.update(r)
+    result.seconds = time.perf_counter() - start
+    if eval_data is not None:
+        m = evaluate_student(net, oracle.victim, *eval_data, transfer_eps=transfer_eps)
+        result.accuracy, result.fidelity, result.transferability = m["accuracy"], m["fidelity"], m["transferability"]
+    return result
+
+
+def audit_section(ctx):
+    """The audit report's stealing section (see :mod:`tfmodelsec.attacks.stealing_sweep`)."""
+    from tfmodelsec.attacks.stealing_sweep import audit_section as build
+
+    return build(ctx)

@@ -1,0 +1,84 @@
+"""``tfmodelsec steal``: steal a victim by distillation over a sweep of query budgets."""
+
+from __future__ import annotations
+
+from tfmodelsec.cli._common import (CliError, add_common_run_arguments, add_dataset_argument, add_parser,
+                                    add_victim_argument, load_data_arg, load_victim_arg, parse_int_list)
+
+EXAMPLE = ("tfmodelsec steal saved_models/lenet5_mnist.h5 --dataset mnist --queries 50,150,200,300,600 "
+           "--select drmi --loss kl --out runs/steal")
+
+
+def register(sub) -> None:
+    p = add_parser(sub, "steal", help="steal a victim by distillation (query budgets x selection x loss)",
+                   example=EXAMPLE)
+    add_victim_argument(p)
+    add_dataset_argument(p)
+    add_common_run_arguments(p)
+    p.add_argument("--queries", default="50,150,600", help="comma-separated query budgets (default: 50,150,600)")
+    p.add_argument("--select", default="drmi",
+                   help="comma-separated selection methods: random, drmi, neuron_trace, correlation, "
+                        "class_probability (default: drmi)")
+    p.add_argument("--loss", default="kl", help="comma-separated losses: kl, mse, hard (default: kl)")
+    p.add_argument("--student", default="lenet5", help="student architecture from the zoo (default: lenet5)")
+    p.add_argument("--temperature", type=float, default=4.0, help="KL temperature (default: 4)")
+    p.add_argument("--epochs", type=int, default=20, help="distillation epochs (default: 20)")
+    p.add_argument("--pool-size", type=int, default=None, metavar="N",
+                   help="attacker pool: the first N training images, labels unused (default: all)")
+    p.add_argument("--candidates", type=int, default=5000,
+                   help="pool samples DRMI / correlation / class_probability search (default: 5000)")
+    p.add_argument("--restarts", type=int, default=8, help="DRMI restarts (Algorithm 1; default: 8)")
+    p.add_argument("--active-share", type=float, default=0.5,
+                   help="share of each budget queried by uncertainty after a first distillation; the rest is "
+                        "chosen by --select (default: 0.5; 0 = --select only)")
+    p.add_argument("--no-self-training", action="store_true",
+                   help="plain distillation: do not use the unlabeled pool")
+    p.add_argument("--eval-samples", type=int, default=None, metavar="N",
+                   help="evaluate on the first N test images (default: all)")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from tfmodelsec import plotting
+    from tfmodelsec.attacks.selection import SELECTION_METHODS
+    from tfmodelsec.attacks.stealing import LOSSES
+    from tfmodelsec.attacks.stealing_sweep import PAPER_DRMI_LENET5, summarize, sweep
+    from tfmodelsec.utils import Timer, check_choice, write_json
+
+    budgets = parse_int_list(args.queries, name="queries")
+    methods = [check_choice("select", m.strip(), SELECTION_METHODS) for m in args.select.split(",") if m.strip()]
+    losses = [check_choice("loss", m.strip(), LOSSES) for m in args.loss.split(",") if m.strip()]
+    if not methods or not losses:
+        raise CliError(f"--select and --loss need at least one value. Received: {args.select!r}, {args.loss!r}")
+    victim = load_victim_arg(args)
+    data = load_data_arg(args, victim)
+    pool = data.x_train if args.pool_size is None else data.x_train[: args.pool_size]
+    if max(budgets) > len(pool):
+        raise CliError(f"--queries {max(budgets)} exceeds the pool of {len(pool)} images")
+    n_eval = len(data.x_test) if args.eval_samples is None else args.eval_samples
+    from pathlib import Path
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    with Timer() as timer:
+        rows = sweep(victim, pool, budgets, methods=methods, losses=losses, seeds=(args.seed,),
+                     eval_data=(data.x_test[:n_eval], data.y_test[:n_eval]), student=args.student,
+                     semi_supervised=not args.no_self_training, active_share=args.active_share,
+                     selection={"candidates": args.candidates, "restarts": args.restarts},
+                     steal_options={"epochs": args.epochs, "temperature": args.temperature},
+                     out_dir=out, verbose=0 if args.quiet else 1)
+    payload = {"victim": victim.describe(), "dataset": data.name, "pool": len(pool), "eval_samples": n_eval,
+               "self_training": not args.no_self_training, "active_share": args.active_share, "seed": args.seed, "seconds": round(timer.seconds, 2),
+               "rows": rows, "summary": summarize(rows)}
+    write_json(out / "steal.json", payload)
+    ref = None
+    if data.name == "mnist":
+        ref = {"DRMI paper (LeNet-5)": {b: v[0] for b, v in PAPER_DRMI_LENET5.items()}}
+    fig = plotting.steal_curves_figure(rows, reference=ref, title=f"stealing {victim.model.name} on {data.name}")
+    fig.savefig(out / "steal.png", dpi=110, bbox_inches="tight")
+    plotting.close(fig)
+    for r in rows:
+        print(f"{r['method']:>17} {r['loss']:>4} {r['budget']:>6} queries: accuracy {r['accuracy']:.4f}  "
+              f"fidelity {r['fidelity']:.4f}  transferability {r['transferability'] or 0:.4f}")
+    print(f"wrote {out / 'steal.json'}, {out / 'steal.png'} and {len(rows)} students")
+    return 0

@@ -1,0 +1,149 @@
+"""APMSA: Adversarial Perturbation against Model Stealing Attacks (Zhang et al., IEEE TIFS
+18:1667-1679, 2023, https://doi.org/10.1109/TIFS.2023.3246766).
+
+For each query ``x`` with label ``M = argmax f(x)``, APMSA moves ``x`` step by step
+to *increase* ``CrossEntropy(f(x), M)`` (an untargeted evasion attack on itself),
+keeps the last point whose label is still ``M``, stops when the label would flip
+(or after ``steps``), and answers ``f(x_last)``. The label an honest user sees never
+changes; the probability vectors an attacker trains on sit next to the decision
+boundary and say little about the model's inside.
+
+The whole loop for a batch runs in one ``tf.while_loop`` with a per-sample mask,
+so the layer runs in ``BlackBox(defense=...)`` and in an exported SavedModel. The
+step rules reuse :mod:`tfmodelsec.attacks.evasion` (``normalized_step``,
+``project``, ``log_probabilities``):
+
+* ``"fgsm"``: iterative sign-gradient steps of size ``eps / steps`` (a march to the
+  edge of the L-inf ball, never beyond it);
+* ``"pgd"``: sign (or L2) steps of ``step_size`` (default ``2.5 eps / steps``),
+  projected onto the ``eps`` ball;
+* ``"cw"``: L2-normalised steps down the Carlini-Wagner objective
+  ``||x - x0||^2 + c * (z_M - max_{j != M} z_j)`` (log-probability margin), in the L2 ball.
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+from tfmodelsec.attacks.evasion import NORMS, log_probabilities, normalized_step, project
+from tfmodelsec.defenses import _wrapping
+from tfmodelsec.utils import check_choice, check_nonnegative, check_positive
+
+__all__ = ["APMSA", "METHODS"]
+
+METHODS = ("fgsm", "pgd", "cw")
+
+
+def _mask(active, like):
+    return tf.reshape(tf.cast(active, like.dtype), [-1] + [1] * (len(like.shape) - 1))
+
+
+@keras.saving.register_keras_serializable(package="tfmodelsec")
+class APMSA(keras.layers.Layer):
+    """APMSA as a Keras layer wrapping the victim: inputs -> defended probabilities.
+
+    ``operates_on = "inputs"`` makes ``BlackBox(victim, defense=layer)`` call it on the
+    queries rather than on the victim's probabilities.
+
+    Args:
+        victim: the model to defend (``keras.Model`` or Victim; logits get a softmax).
+        method: ``"fgsm"``, ``"pgd"`` or ``"cw"`` (see the module docstring).
+        eps: radius of the ball the query may move in (``eps=0`` answers ``f(x)``).
+        steps: most steps per query (>= 1).
+        step_size: per-step size (default: ``eps/steps`` for fgsm, ``2.5 eps/steps`` for
+            pgd and cw).
+        norm: ``"linf"`` or ``"l2"`` for fgsm / pgd (cw is always L2).
+        c: CW trade-off constant (> 0).
+        clip_min, clip_max: the valid input range.
+
+    Example:
+        >>> defense = APMSA(victim, method="cw", eps=1.0, steps=10)  # doctest: +SKIP
+        >>> BlackBox(victim, defense=defense)(x)  # doctest: +SKIP
+    """
+
+    operates_on = "inputs"
+
+    def __init__(self, victim, method: str = "fgsm", eps: float = 0.1, steps: int = 10,
+                 step_size: float | None = None, norm: str = "linf", c: float = 1.0,
+                 clip_min: float = 0.0, clip_max: float = 1.0, **kwargs):
+        super().__init__(**kwargs)
+        self.method = check_choice("method", method, METHODS)
+        check_nonnegative("eps", eps)
+        check_positive("steps", steps, integer=True)
+        if step_size is not None:
+            check_positive("step_size", step_size)
+        self.norm = check_choice("norm", norm, NORMS)
+        check_positive("c", c)
+        if not clip_min < clip_max:
+            raise ValueError(f"`clip_min` must be < `clip_max`. Received: clip_min={clip_min}, clip_max={clip_max}")
+        self.victim = _wrapping.probability_model(victim, name="victim")
+        self.num_classes = _wrapping.output_classes(self.victim)
+        self.eps = float(eps)
+        self.steps = int(steps)
+        self.step_size = None if step_size is None else float(step_size)
+        self.c = float(c)
+        self.clip_min, self.clip_max = float(clip_min), float(clip_max)
+
+    @property
+    def effective_step_size(self) -> float:
+        if self.step_size is not None:
+            return self.step_size
+        return self.eps / self.steps * (1.0 if self.method == "fgsm" else 2.5)
+
+    def _direction(self, x, x0, label):
+        """Ascent direction for the rule of ``self.method`` at ``x``, and ``f(x)``."""
+        onehot = tf.one_hot(label, self.num_classes)
+        axes = list(range(1, len(x.shape)))
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            logp = log_probabilities(self.victim, x)
+            if self.method == "cw":
+                own = tf.reduce_sum(onehot * logp, axis=1)
+                other = tf.reduce_max(logp - 1e9 * onehot, axis=1)
+                # minimise ||x - x0||^2 + c * margin: ascend its negative
+                objective = -(tf.reduce_sum(tf.square(x - x0), axis=axes) + self.c * (own - other))
+            else:
+                objective = -tf.reduce_sum(onehot * logp, axis=1)  # cross-entropy w.r.t. M
+        grad = tape.gradient(objective, x)
+        norm = "l2" if self.method == "cw" else self.norm
+        return normalized_step(grad, norm), tf.exp(logp)
+
+    def call(self, x, training=None):
+        x0 = tf.convert_to_tensor(x, tf.float32)
+        probs0 = self.victim(x0, training=False)
+        if self.eps == 0.0:
+            return probs0
+        label = tf.argmax(probs0, axis=1, output_type=tf.int32)
+        norm = "l2" if self.method == "cw" else self.norm
+        step = tf.constant(self.effective_step_size, tf.float32)
+        eps = tf.constant(self.eps, tf.float32)
+
+        def body(i, x_cur, best_probs, active):
+            direction, probs = self._direction(x_cur, x0, label)
+            still = tf.equal(tf.argmax(probs, axis=1, output_type=tf.int32), label)
+            keep = tf.logical_and(active, still)
+            best_probs = tf.where(keep[:, None], probs, best_probs)
+            active = keep  # a flipped sample stops at its last label-keeping point
+            moved = project(x_cur + step * direction, x0, eps, norm)
+            moved = tf.clip_by_value(moved, self.clip_min, self.clip_max)
+            x_cur = x_cur + _mask(active, x_cur) * (moved - x_cur)
+            return i + 1, x_cur, best_probs, active
+
+        active = tf.ones_like(label, dtype=tf.bool)
+        _, x_cur, best_probs, active = tf.while_loop(
+            lambda i, x_cur, best_probs, active: tf.logical_and(i < self.steps, tf.reduce_any(active)),
+            body, (tf.constant(0), x0, probs0, active),
+        )
+        # the last step's point is checked once more (still-active samples only moved there)
+        probs = self.victim(x_cur, training=False)
+        still = tf.equal(tf.argmax(probs, axis=1, output_type=tf.int32), label)
+        return tf.where(tf.logical_and(active, still)[:, None], probs, best_probs)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.num_classes)
+
+    def get_config(self):
+        return {**super().get_config(), "victim": _wrapping.serialize_model(self.victim), "method": self.method,
+                "eps": self.eps, "steps": self.steps, "step_size": self.step_size, "norm": self.norm,
+                "c": self.c, "clip_min": self.clip_min, "clip_max": self.clip_max}
