@@ -494,3 +494,26 @@ def test_victim_loaded_from_a_savedmodel_exports_without_leaking(exports, x, tmp
     path = export_defended(victim, defense, tmp_path / "m")
     assert check_export(path, victim, defense).ok
     assert leaks_raw(tf.saved_model.load(str(path)), x, victim.probabilities(x)) == []
+
+
+def test_cli_exports_a_saved_apgp_and_trains_one(digits_victim, digits, tmp_path, capsys):
+    from tfmodelsec.cli import main
+    from tfmodelsec.models import save_model
+
+    registry = _registry()
+    victim_path = save_model(digits_victim.model, tmp_path / "digits.h5")
+    layer = registry.make_defense("apgp_all", digits_victim, x=digits.x_train[:256], epochs=1, seed=0)
+    saved = registry.save_defense(layer, tmp_path / "apgp.keras")
+    out = tmp_path / "served"
+    assert main(["export", str(victim_path), "--defense", "apgp_all", "--defense-path", str(saved),
+                 "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "defense: APGP" in text and "OK" in text
+    x = digits.x_test[:32]
+    answer = tf.saved_model.load(str(out / "1")).signatures["serving_default"](inputs=tf.constant(x))
+    np.testing.assert_array_equal(answer["label"].numpy(), digits_victim.predict_labels(x))
+    assert main(["export", str(victim_path), "--defense", "apgp_top1", "--out", str(out)]) == 2
+    assert "--defense-path" in capsys.readouterr().err
+    assert main(["export", str(victim_path), "--defense", "apgp_top1", "--dataset", "digits", "--param", "epochs=1",
+                 "--out", str(out), "--version", "2"]) == 0
+    assert "OK" in capsys.readouterr().out and (out / "2" / "saved_model.pb").is_file()
