@@ -207,6 +207,7 @@ def test_check_detects_a_different_defense(exports, victim):
     _, path = exports["weights"]
     report = check_export(path, victim, None)
     assert not report.ok and report.max_abs_diff > 1e-3
+    assert any("made with defense Sharpen but is compared with none" in p for p in report.problems)
 
 
 @pytest.mark.parametrize("kind", ["weights", "random", "inputs"], ids=["weights", "random", "inputs"])

@@ -162,6 +162,10 @@ def check_export(path, victim=None, defense=None, *, batch_size: int = 8, seed: 
     if victim is None:
         return result
     victim.check_input_shape(tuple(sample_shape[1:]), what=f"export {version_dir}")
+    exported = (metadata or {}).get("defense", {}).get("class")
+    given = "none" if defense is None else type(defense).__name__
+    if exported is not None and exported != given:
+        problems.append(f"the export was made with defense {exported} but is compared with {given}")
     forward = defended_forward(victim, defense)
     first, second = forward(x).numpy(), forward(x).numpy()
     result.compared = True

@@ -10,7 +10,7 @@ from tfmodelsec.cli._common import CliError, add_parser
 
 EXAMPLE = """\
 tfmodelsec export saved_models/lenet5_mnist.h5 --defense rounding --param decimals=2 --out saved_models/defended
-tfmodelsec export saved_models/lenet5_mnist.h5 --defense apgp_all --defense-path runs/apgp/defense.keras \\
+tfmodelsec export saved_models/lenet5_mnist.h5 --defense apgp_top1 --defense-path runs/apgp/defense.keras \\
     --out saved_models/defended --version 2
 tfmodelsec export --check saved_models/defended"""
 
