@@ -52,8 +52,8 @@ class Section:
     seconds: float = 0.0
 
     def to_dict(self) -> dict:
-        return {"title": self.title, "seconds": round(self.seconds, 2), "figures": list(self.figures),
-                **self.summary}
+        return {"title": self.title, **self.summary, "figures": list(self.figures),
+                "elapsed_seconds": round(self.seconds, 2)}
 
 
 @dataclass

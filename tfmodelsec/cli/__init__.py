@@ -44,8 +44,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _quiet_library_logs() -> None:
+    """Keep TensorFlow's and absl's warnings (legacy-HDF5 notice, retracing hints) off the terminal."""
+    import logging
+
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+    try:
+        from absl import logging as absl_logging
+
+        absl_logging.set_verbosity(absl_logging.ERROR)
+    except ImportError:  # absl comes with TensorFlow; nothing to quiet without it
+        pass
+
+
 def main(argv=None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    _quiet_library_logs()
     from tfmodelsec.cli._common import run_command
 
     args = build_parser().parse_args(argv)
