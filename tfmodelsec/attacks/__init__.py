@@ -1,1 +1,9 @@
 """Attacks: each module is one attack family; import from the module (e.g. ``tfmodelsec.attacks.stealing``)."""
+
+from tfmodelsec.attacks.membership import (  # noqa: E402
+    MembershipResult,
+    MembershipSplit,
+    ShadowTraining,
+    membership_inference,
+    membership_split,
+)
