@@ -237,7 +237,8 @@ def membership_inference(victim, members, non_members, *, attack: str = "loss", 
         attack = "lira" if online else "lira_offline"
     if attack not in THRESHOLD_SIGNALS:
         params.update(num_shadows=num_shadows if attack != "proxy" else None, epochs=training.epochs,
-                      batch_size=training.batch_size, learning_rate=training.learning_rate)
+                      batch_size=training.batch_size, learning_rate=training.learning_rate,
+                      schedule=training.schedule)
     return MembershipResult(attack, np.asarray(scores, np.float64), is_member, params, info,
                             time.perf_counter() - start, threshold, kept)
 

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from tfmodelsec.attacks.mia_threshold import behaviour_features
-from tfmodelsec.utils import check_positive, progbar, resolve_strategy, set_seed
+from tfmodelsec.utils import check_choice, check_positive, progbar, resolve_strategy, set_seed
 
 __all__ = ["ShadowTraining", "shadow_builder", "train_shadow", "predict_probabilities",
            "shadow_attack_scores", "proxy_attack_scores"]
@@ -41,17 +41,20 @@ class ShadowTraining:
         epochs: training epochs per shadow model.
         batch_size: batch size.
         learning_rate: Adam learning rate.
+        schedule: ``"constant"`` or ``"cosine"`` learning rate (as in ``train_classifier``).
     """
 
     model: Any = None
     epochs: int = 20
     batch_size: int = 128
     learning_rate: float = 1e-3
+    schedule: str = "constant"
 
     def __post_init__(self):
         check_positive("epochs", self.epochs, integer=True)
         check_positive("batch_size", self.batch_size, integer=True)
         check_positive("learning_rate", self.learning_rate)
+        check_choice("schedule", self.schedule, ("constant", "cosine"))
         if not (self.model is None or isinstance(self.model, str) or callable(self.model)):
             raise ValueError("`model` must be None, a zoo name or a callable returning a keras.Model. "
                              f"Received: model={self.model!r}")
@@ -88,8 +91,8 @@ def train_shadow(build, x, y, training: ShadowTraining, *, seed, strategy=None):
     from tfmodelsec.models.train import train_classifier
 
     result = train_classifier(build, (x, y), epochs=training.epochs, batch_size=training.batch_size,
-                              learning_rate=training.learning_rate, seed=seed, strategy=strategy,
-                              evaluate=False, verbose=0)
+                              learning_rate=training.learning_rate, schedule=training.schedule,
+                              seed=seed, strategy=strategy, evaluate=False, verbose=0)
     return result.model
 
 
@@ -149,9 +152,13 @@ def _distil(build, x, soft, training, *, seed, strategy):
 
     strategy = resolve_strategy(strategy)
     set_seed(seed)
+    lr = training.learning_rate
+    if training.schedule == "cosine":
+        steps = training.epochs * int(np.ceil(len(x) / training.batch_size))
+        lr = keras.optimizers.schedules.CosineDecay(lr, decay_steps=steps)
     with strategy.scope():
         proxy = build()
-        proxy.compile(optimizer=keras.optimizers.Adam(training.learning_rate),
+        proxy.compile(optimizer=keras.optimizers.Adam(lr),
                       loss=keras.losses.KLDivergence())
     proxy.fit(np.asarray(x, np.float32), np.asarray(soft, np.float32), epochs=training.epochs,
               batch_size=training.batch_size, shuffle=True, verbose=0)

@@ -32,9 +32,24 @@ def _prepare(probs, labels):
     return probs, labels, rows
 
 
+def _log_probs(probs):
+    """log p_j with the top class computed as -log1p(rest / p_max).
+
+    An overfit model's top probability rounds to 1.0 in float32 while the others still
+    hold the information (1e-9, 1e-12...): this keeps log p_y ordered where log(1.0) = 0 ties.
+    """
+    probs = np.asarray(probs, np.float64)
+    logp = np.log(np.maximum(probs, _TINY))
+    top = probs.argmax(axis=1)
+    rows = np.arange(len(probs))
+    p_max = probs[rows, top]
+    logp[rows, top] = -np.log1p((probs.sum(axis=1) - p_max) / np.maximum(p_max, _TINY))
+    return logp
+
+
 def _loss(probs, labels):
     probs, labels, rows = _prepare(probs, labels)
-    return np.log(np.maximum(probs[rows, labels], _TINY))  # = -cross-entropy
+    return _log_probs(probs)[rows, labels]  # = -cross-entropy
 
 
 def _confidence(probs, labels):
@@ -44,7 +59,7 @@ def _confidence(probs, labels):
 
 def _entropy(probs, labels):
     probs = np.asarray(probs, np.float64)
-    return np.sum(probs * np.log(np.maximum(probs, _TINY)), axis=1)  # = -entropy
+    return np.sum(probs * _log_probs(probs), axis=1)  # = -entropy
 
 
 def _modified_entropy(probs, labels):
@@ -55,7 +70,7 @@ def _modified_entropy(probs, labels):
     others = probs.sum(axis=1, keepdims=True) - probs
     terms = probs * np.log(np.maximum(others, _TINY))
     terms[rows, labels] = 0.0
-    mentr = -(1.0 - p_y) * np.log(np.maximum(p_y, _TINY)) - terms.sum(axis=1)
+    mentr = -others[rows, labels] * _log_probs(probs)[rows, labels] - terms.sum(axis=1)
     return -mentr
 
 
