@@ -243,3 +243,10 @@ def test_audit_section_quick(digits_victim, digits, tmp_path):
     assert set(section.summary["attacks"]) == set(THRESHOLD_SIGNALS)
     assert "assumed" in section.markdown
     assert (tmp_path / section.figures[0]).is_file()
+
+
+def test_public_surface():
+    import tfmodelsec.attacks as attacks
+
+    for name in ("membership_inference", "MembershipResult", "ShadowTraining", "membership_split"):
+        assert hasattr(attacks, name), name

@@ -1,6 +1,6 @@
 """Attacks: each module is one attack family; import from the module (e.g. ``tfmodelsec.attacks.stealing``)."""
 
-from tfmodelsec.attacks.membership import (  # noqa: E402
+from tfmodelsec.attacks.membership import (  # noqa: E402, F401  (re-exports)
     MembershipResult,
     MembershipSplit,
     ShadowTraining,

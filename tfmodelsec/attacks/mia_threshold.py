@@ -65,7 +65,6 @@ def _entropy(probs, labels):
 def _modified_entropy(probs, labels):
     """Minus Mentr(p, y) = -(1-p_y) log p_y - sum_{j != y} p_j log(1 - p_j)."""
     probs, labels, rows = _prepare(probs, labels)
-    p_y = probs[rows, labels]
     # 1 - p_j lost to rounding when p_j ~ 1: the sum of the others is the exact complement.
     others = probs.sum(axis=1, keepdims=True) - probs
     terms = probs * np.log(np.maximum(others, _TINY))
