@@ -149,6 +149,18 @@ def test_lira_runs_is_seeded_and_reuses_shadows(overfit):
                              shadows=r1.shadows)
 
 
+def test_lira_trains_shadows_under_a_strategy(overfit):
+    import tensorflow as tf
+
+    victim, members, non_members, _ = overfit
+    small = (members[0][:40], members[1][:40]), (non_members[0][:40], non_members[1][:40])
+    r = membership_inference(victim, *small, attack="lira", num_shadows=2, fixed_variance=True,
+                             training=ShadowTraining(model="mlp", epochs=2), verbose=0,
+                             strategy=tf.distribute.OneDeviceStrategy("/cpu:0"))
+    assert r.shadows.num_shadows == 2 and np.isfinite(r.scores).all()
+    assert r.params["fixed_variance"] and r.scores.shape == (80,)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("attack", ["shadow", "proxy"])
 def test_shadow_and_proxy_attacks_run(overfit, attack):
@@ -250,3 +262,28 @@ def test_public_surface():
 
     for name in ("membership_inference", "MembershipResult", "ShadowTraining", "membership_split"):
         assert hasattr(attacks, name), name
+
+
+def test_logits_are_read_from_the_softmax_head(tiny_model):
+    import keras
+
+    from tfmodelsec.attacks.mia_shadow import logits_of, predict_probabilities
+
+    x = np.array([[1.0, 0.0, 0.0, 0.0], [0.2, 0.4, 0.9, 0.5]], np.float32)
+    np.testing.assert_allclose(logits_of(tiny_model, x), 3.0 * x[:, :3], rtol=1e-6)  # W = 3*I, b = 0
+    np.testing.assert_allclose(predict_probabilities(tiny_model, x, logits=True),
+                               np.asarray(tiny_model(x)), rtol=1e-5)
+    inputs = keras.Input((4,))
+    no_head = keras.Model(inputs, keras.layers.Dense(3, activation="sigmoid")(inputs))
+    with pytest.raises(ValueError, match="logits"):
+        logits_of(no_head, x)
+
+
+def test_logits_need_the_model_not_a_blackbox(overfit):
+    from tfmodelsec.oracle import BlackBox
+
+    victim, members, non_members, _ = overfit
+    with pytest.raises(ValueError, match="logits"):
+        membership_inference(BlackBox(victim), members, non_members, logits=True)
+    r = membership_inference(victim, members, non_members, attack="loss", logits=True)
+    assert r.params["logits"] and r.get_auc() > 0.55

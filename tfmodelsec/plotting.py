@@ -78,7 +78,8 @@ def roc_figure(curves, *, title: str = "", log: bool = True, min_fpr: float | No
         min_fpr: left end of the FPR axis on log axes (default: the smallest non-zero FPR
             of any curve, halved).
     """
-    fig = _figure((5.2, 4.6))
+    many = len(curves) > 8  # a long legend goes beside the axes, not over the curves
+    fig = _figure((8.6 if many else 5.2, 4.6))
     ax = fig.subplots()
     nonzero = [np.min(np.asarray(f)[np.asarray(f) > 0]) for f, _ in curves.values() if np.any(np.asarray(f) > 0)]
     lo = min_fpr or (0.5 * min(nonzero) if nonzero else 1e-4)
@@ -97,7 +98,10 @@ def roc_figure(curves, *, title: str = "", log: bool = True, min_fpr: float | No
     ax.set_xlabel("false-positive rate")
     ax.set_ylabel("true-positive rate")
     ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=7, loc="lower right")
+    if many:
+        ax.legend(fontsize=6.5, loc="upper left", bbox_to_anchor=(1.02, 1.0))
+    else:
+        ax.legend(fontsize=7, loc="lower right")
     ax.grid(True, which="major", alpha=0.3)
     fig.tight_layout()
     return fig

@@ -24,7 +24,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from tfmodelsec.attacks.mia_lira import LiraShadows, lira_scores, records_fingerprint, train_lira_shadows
-from tfmodelsec.attacks.mia_shadow import ShadowTraining, proxy_attack_scores, shadow_attack_scores
+from tfmodelsec.attacks.mia_shadow import (ShadowTraining, predict_probabilities, proxy_attack_scores,
+                                           shadow_attack_scores, softmax64)
 from tfmodelsec.attacks.mia_threshold import THRESHOLD_SIGNALS, logit_confidence, threshold_scores
 from tfmodelsec.utils import check_choice, check_positive, check_probability
 
@@ -148,7 +149,8 @@ def membership_inference(victim, members, non_members, *, attack: str = "loss", 
                          num_shadows: int | None = None, online: bool = True, fixed_variance: bool = False,
                          training: ShadowTraining | None = None, shadow_size: int | None = None,
                          calibration_fpr: float = 0.01, shadows: LiraShadows | None = None,
-                         strategy=None, seed: int = 0, verbose: int = 1) -> MembershipResult:
+                         logits: bool = False, strategy=None, seed: int = 0,
+                         verbose: int = 1) -> MembershipResult:
     """Run one membership-inference attack against ``victim`` on known members / non-members.
 
     Args:
@@ -167,6 +169,10 @@ def membership_inference(victim, members, non_members, *, attack: str = "loss", 
         shadow_size: training records per Shokri shadow / proxy (default: ``len(members)``).
         calibration_fpr: FPR at which threshold attacks set their threshold on ``population``.
         shadows: LiRA reference models from an earlier result on the same targets (reused).
+        logits: score from the victim's (and shadows') pre-softmax outputs, with the softmax
+            redone in float64, instead of the float32 probabilities a black-box API returns:
+            an overfit model's float32 probabilities saturate at exactly 1 and 0 for its most
+            confident records, which then all tie. Needs the model itself, not a BlackBox.
         strategy: ``tf.distribute.Strategy`` for shadow training.
         seed: seeds data splits and training; verbose: 0 silences progress.
 
@@ -180,6 +186,9 @@ def membership_inference(victim, members, non_members, *, attack: str = "loss", 
     from tfmodelsec.oracle import BlackBox
 
     attack = check_choice("attack", attack, ATTACKS)
+    if logits and isinstance(victim, BlackBox):
+        raise ValueError("`logits=True` reads the model's pre-softmax outputs, which a BlackBox does not "
+                         "give: pass the victim itself. Received: a BlackBox")
     oracle = victim if isinstance(victim, BlackBox) else BlackBox(victim)
     if oracle.output == "label":
         raise ValueError("membership inference needs scores: `victim` must answer 'probabilities' or "
@@ -213,25 +222,33 @@ def membership_inference(victim, members, non_members, *, attack: str = "loss", 
     x, y = np.concatenate([x_in, x_out]), np.concatenate([y_in, y_out])
     is_member = np.concatenate([np.ones(len(x_in), np.int64), np.zeros(len(x_out), np.int64)])
     start = time.perf_counter()
-    probs = oracle(x)
-    params = {"seed": seed}
+    def query(records):
+        if not logits:
+            return oracle(records)
+        out = vic.model.predict(records, batch_size=1024, verbose=0) if vic.output_kind == "logits" else None
+        return softmax64(out) if out is not None else predict_probabilities(vic.model, records, logits=True)
+
+    probs = query(x)
+    params = {"seed": seed, "logits": bool(logits)}
     info, threshold, kept = {}, None, None
     if attack in THRESHOLD_SIGNALS:
         scores = threshold_scores(attack, probs, y)
         if population is not None:
-            ref = threshold_scores(attack, oracle(population[0]), population[1])
+            ref = threshold_scores(attack, query(population[0]), population[1])
             threshold = float(np.quantile(ref, 1.0 - calibration_fpr))
             params["calibration_fpr"] = calibration_fpr
     elif attack == "shadow":
         scores, info = shadow_attack_scores(vic, probs, y, population, num_shadows=num_shadows,
-                                            shadow_size=shadow_size, training=training, strategy=strategy,
-                                            seed=seed, verbose=verbose)
+                                            shadow_size=shadow_size, training=training, logits=logits,
+                                            strategy=strategy, seed=seed, verbose=verbose)
     elif attack == "proxy":
         scores, info = proxy_attack_scores(vic, oracle, probs, y, population, proxy_size=shadow_size,
-                                           training=training, strategy=strategy, seed=seed, verbose=verbose)
+                                           training=training, logits=logits, strategy=strategy, seed=seed,
+                                           verbose=verbose)
     else:
         kept = _lira_shadows(shadows, vic, x, y, num_shadows, population, training, strategy, seed, verbose)
-        scores, info = lira_scores(kept, logit_confidence(probs, y), online=online, fixed_variance=fixed_variance)
+        scores, info = lira_scores(kept, logit_confidence(probs, y), online=online, fixed_variance=fixed_variance,
+                                   logits=logits)
         info = {**kept.info, **info}
         params.update(online=online, fixed_variance=fixed_variance)
         attack = "lira" if online else "lira_offline"

@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from tfmodelsec.attacks.mia_shadow import ShadowTraining, predict_probabilities, shadow_builder, train_shadow
+from tfmodelsec.attacks.mia_shadow import (ShadowTraining, logits_of, predict_probabilities, shadow_builder,
+                                          softmax64, train_shadow)
 from tfmodelsec.attacks.mia_threshold import logit_confidence
 from tfmodelsec.utils import progbar
 
@@ -47,7 +48,10 @@ class LiraShadows:
 
     Attributes:
         keep: ``(N, n_targets)`` bool, target ``j`` in shadow ``i``'s training set.
-        confidences: ``(N, n_targets)`` logit-scaled confidence of shadow ``i`` on target ``j``.
+        confidences: ``(N, n_targets)`` logit-scaled confidence of shadow ``i`` on target ``j``,
+            from its float32 probabilities (what a black-box API returns).
+        logit_confidences: the same from its pre-softmax outputs in float64 (``None`` if the
+            shadow architecture has no softmax head to strip).
         fingerprint: :func:`records_fingerprint` of the targets.
         info: training details (sizes, accuracies, seconds).
     """
@@ -55,6 +59,7 @@ class LiraShadows:
     keep: np.ndarray
     confidences: np.ndarray
     fingerprint: str
+    logit_confidences: np.ndarray | None = None
     info: dict = field(default_factory=dict)
 
     @property
@@ -75,6 +80,7 @@ def train_lira_shadows(victim, x, y, *, num_shadows: int, population=None, train
     keep_pool = np.argsort(rng.uniform(size=(num_shadows, len(x_pool))), axis=0) < num_shadows // 2
     build = shadow_builder(victim, training)
     conf = np.zeros((num_shadows, len(x)))
+    conf_logits = np.zeros((num_shadows, len(x)))
     acc_in, acc_out, sizes = [], [], []
     bar = progbar(num_shadows, verbose=verbose, unit_name="shadow")
     for i in range(num_shadows):
@@ -82,6 +88,11 @@ def train_lira_shadows(victim, x, y, *, num_shadows: int, population=None, train
         model = train_shadow(build, x_pool[rows], y_pool[rows], training, seed=seed + 1 + i, strategy=strategy)
         probs = predict_probabilities(model, x)
         conf[i] = logit_confidence(probs, y)
+        if conf_logits is not None:
+            try:
+                conf_logits[i] = logit_confidence(softmax64(logits_of(model, x)), y)
+            except ValueError:  # a custom shadow architecture without a softmax head
+                conf_logits = None
         correct = probs.argmax(1) == y
         acc_in.append(float(correct[keep_pool[i, : len(x)]].mean()))
         acc_out.append(float(correct[~keep_pool[i, : len(x)]].mean()))
@@ -89,7 +100,7 @@ def train_lira_shadows(victim, x, y, *, num_shadows: int, population=None, train
         bar.update(i + 1)
     info = {"num_shadows": num_shadows, "pool_size": len(x_pool), "shadow_train_size": float(np.mean(sizes)),
             "shadow_accuracy_in": float(np.mean(acc_in)), "shadow_accuracy_out": float(np.mean(acc_out))}
-    return LiraShadows(keep_pool[:, : len(x)], conf, records_fingerprint(x, y), info)
+    return LiraShadows(keep_pool[:, : len(x)], conf, records_fingerprint(x, y), conf_logits, info)
 
 
 def _gaussian(values, mask, fixed):
@@ -105,11 +116,19 @@ def _gaussian(values, mask, fixed):
 
 
 def lira_scores(shadows: LiraShadows, victim_confidence, *, online: bool = True,
-                fixed_variance: bool = False) -> tuple[np.ndarray, dict]:
-    """LiRA membership scores for the victim's logit-scaled confidences (higher = member)."""
+                fixed_variance: bool = False, logits: bool = False) -> tuple[np.ndarray, dict]:
+    """LiRA membership scores for the victim's logit-scaled confidences (higher = member).
+
+    ``logits`` selects the shadows' confidences computed from pre-softmax outputs; the
+    victim's must then come from its logits too.
+    """
     from scipy.stats import norm
 
     conf, keep = shadows.confidences, shadows.keep
+    if logits:
+        if shadows.logit_confidences is None:
+            raise ValueError("`logits=True` but these LiRA shadows have no softmax head to read logits from")
+        conf = shadows.logit_confidences
     victim_confidence = np.asarray(victim_confidence, np.float64)
     mu_out, s_out = _gaussian(conf, ~keep, fixed_variance)
     per_target = not fixed_variance and (~keep).sum(0).min() >= 2

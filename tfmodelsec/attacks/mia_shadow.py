@@ -23,7 +23,7 @@ import numpy as np
 from tfmodelsec.attacks.mia_threshold import behaviour_features
 from tfmodelsec.utils import check_choice, check_positive, progbar, resolve_strategy, set_seed
 
-__all__ = ["ShadowTraining", "shadow_builder", "train_shadow", "predict_probabilities",
+__all__ = ["ShadowTraining", "shadow_builder", "train_shadow", "predict_probabilities", "logits_of", "softmax64",
            "shadow_attack_scores", "proxy_attack_scores"]
 
 #: Fewest records per shadow/proxy training set; below this the in/out behaviour is noise.
@@ -82,7 +82,43 @@ def shadow_builder(victim, training: ShadowTraining):
     return clone
 
 
-def predict_probabilities(model, x) -> np.ndarray:
+def _logit_head(model):
+    """(features model, final Dense or None) such that logits = head(features(x))."""
+    import keras
+
+    last = model.layers[-1]
+    act = getattr(getattr(last, "activation", None), "__name__", None)
+    if isinstance(last, keras.layers.Softmax) or (isinstance(last, keras.layers.Activation) and act == "softmax"):
+        return keras.Model(model.inputs, last.input), None
+    if isinstance(last, keras.layers.Dense) and act == "softmax":
+        return keras.Model(model.inputs, last.input), last
+    raise ValueError("`logits=True` needs a model whose last layer is a softmax Dense, Softmax or "
+                     f"Activation('softmax') layer (or a victim that outputs logits). Received last layer "
+                     f"{type(last).__name__} ({last.name!r})")
+
+
+def logits_of(model, x) -> np.ndarray:
+    """Pre-softmax outputs (float64) of a softmax-terminated Keras model."""
+    features, dense = _logit_head(model)
+    out = np.asarray(features.predict(np.asarray(x, np.float32), batch_size=1024, verbose=0), np.float64)
+    if dense is not None:
+        kernel, *bias = (np.asarray(w, np.float64) for w in dense.get_weights())
+        out = out @ kernel + (bias[0] if bias else 0.0)
+    return out
+
+
+def softmax64(logits) -> np.ndarray:
+    """Softmax in float64: probabilities down to ~1e-308 instead of float32's 1e-45 (and p = 1 exactly)."""
+    z = np.asarray(logits, np.float64)
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def predict_probabilities(model, x, *, logits: bool = False) -> np.ndarray:
+    """A model's probabilities; with ``logits`` recomputed in float64 from its pre-softmax outputs."""
+    if logits:
+        return softmax64(logits_of(model, x))
     return np.asarray(model.predict(np.asarray(x, np.float32), batch_size=1024, verbose=0), np.float64)
 
 
@@ -114,7 +150,7 @@ def _slices(n_population, parts, size, what):
 
 
 def shadow_attack_scores(victim, target_probs, target_y, population, *, num_shadows, shadow_size,
-                         training, strategy=None, seed=0, verbose=1):
+                         training, logits=False, strategy=None, seed=0, verbose=1):
     """Shokri et al.'s shadow-model attack; returns (scores, info dict).
 
     Each shadow ``i`` trains on ``shadow_size`` population records and holds out as many
@@ -133,7 +169,7 @@ def shadow_attack_scores(victim, target_probs, target_y, population, *, num_shad
         model = train_shadow(build, x_pop[idx_in], y_pop[idx_in], training, seed=seed + 1 + i,
                              strategy=strategy)
         for idx, flag in ((idx_in, 1), (idx_out, 0)):
-            probs = predict_probabilities(model, x_pop[idx])
+            probs = predict_probabilities(model, x_pop[idx], logits=logits)
             feats.append(behaviour_features(probs, y_pop[idx]))
             is_in.append(np.full(len(idx), flag))
             accs.append(float(np.mean(probs.argmax(1) == y_pop[idx])))
@@ -166,7 +202,7 @@ def _distil(build, x, soft, training, *, seed, strategy):
 
 
 def proxy_attack_scores(victim, oracle, target_probs, target_y, population, *, proxy_size,
-                        training, strategy=None, seed=0, verbose=1):
+                        training, logits=False, strategy=None, seed=0, verbose=1):
     """The distilled-proxy attack; population labels are not used; returns (scores, info dict)."""
     x_pop = population[0]
     rng = np.random.default_rng(seed)
@@ -179,7 +215,8 @@ def proxy_attack_scores(victim, oracle, target_probs, target_y, population, *, p
     proxy = _distil(shadow_builder(victim, training), x_in, soft_in, training, seed=seed + 1, strategy=strategy)
     bar.update(1)
     label_in, label_out = soft_in.argmax(1), soft_out.argmax(1)
-    probs_in, probs_out = predict_probabilities(proxy, x_in), predict_probabilities(proxy, x_out)
+    probs_in = predict_probabilities(proxy, x_in, logits=logits)
+    probs_out = predict_probabilities(proxy, x_out, logits=logits)
     feats = np.concatenate([behaviour_features(probs_in, label_in), behaviour_features(probs_out, label_out)])
     is_in = np.concatenate([np.ones(size), np.zeros(size)])
     clf = _attack_classifier(feats, is_in, seed)

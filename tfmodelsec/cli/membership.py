@@ -10,7 +10,7 @@ from tfmodelsec.cli._common import (CliError, add_common_run_arguments, add_data
 EXAMPLE = """\
 tfmodelsec train --model lenet5 --dataset fashion_mnist --train-subset 5000 --epochs 40 --out runs/target.h5
 tfmodelsec membership runs/target.h5 --dataset fashion_mnist --members first:5000 --out runs/mia \\
-    --attacks loss,confidence,entropy,shadow,proxy,lira --shadows 16 --shadow-epochs 40"""
+    --attacks loss,confidence,entropy,shadow,proxy,lira --lira-shadows 16 --shadow-epochs 40"""
 
 CLI_ATTACKS = ("loss", "confidence", "entropy", "modified_entropy", "shadow", "proxy", "lira", "lira_offline")
 
@@ -30,13 +30,15 @@ def register(sub) -> None:
                         "non-members (default: train-rest)")
     p.add_argument("--attacks", default="loss,confidence,entropy,modified_entropy",
                    help=f"comma-separated, among {','.join(CLI_ATTACKS)} (default: the threshold attacks)")
-    p.add_argument("--shadows", type=int, default=None,
-                   help="shadow models (default: 4 for shadow, 16 for lira; lira needs >= 2)")
+    p.add_argument("--shadows", type=int, default=4, help="shadow models of the shadow attack (default: 4)")
+    p.add_argument("--lira-shadows", type=int, default=16, help="LiRA reference models, >= 2 (default: 16)")
     p.add_argument("--shadow-epochs", type=int, default=20, help="epochs per shadow/proxy model (default: 20)")
     p.add_argument("--shadow-batch-size", type=int, default=128)
     p.add_argument("--shadow-lr", type=float, default=1e-3, help="Adam learning rate of shadows (default: 1e-3)")
     p.add_argument("--shadow-schedule", default="constant", choices=("constant", "cosine"))
     p.add_argument("--fixed-variance", action="store_true", help="LiRA with one global variance per side")
+    p.add_argument("--logits", action="store_true",
+                   help="score from pre-softmax outputs (float64 softmax) instead of float32 probabilities")
     add_common_run_arguments(p)
     p.set_defaults(func=run)
 
@@ -75,8 +77,9 @@ def run(args) -> int:
         attack = "lira" if name.startswith("lira") else name
         result = membership_inference(
             victim, split.members, split.non_members, attack=attack, population=split.population,
-            num_shadows=args.shadows, online=name == "lira", fixed_variance=args.fixed_variance,
-            training=training, shadows=lira_shadows, seed=args.seed, verbose=verbose)
+            num_shadows=args.lira_shadows if attack == "lira" else args.shadows, online=name == "lira",
+            fixed_variance=args.fixed_variance, logits=args.logits, training=training, shadows=lira_shadows, seed=args.seed,
+            verbose=verbose)
         lira_shadows = result.shadows or lira_shadows
         results.append(result)
         if verbose:
