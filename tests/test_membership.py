@@ -85,13 +85,14 @@ def test_threshold_signals_known_values():
 
 def test_signals_keep_order_when_confidence_rounds_to_one():
     # float32 rounds both top probabilities to 1.0; the rest still orders them
-    probs = np.array([[1.0, 1e-9, 0.0], [1.0, 1e-6, 0.0]], np.float32)
+    # 1e-20 is far below float64's resolution at 1: a complement taken as 1 - p_y would read 0
+    probs = np.array([[1.0, 1e-20, 0.0], [1.0, 1e-18, 0.0]], np.float32)
     labels = np.array([0, 0])
     for name in ("loss", "entropy", "modified_entropy"):
         s = threshold_scores(name, probs, labels)
         assert s[0] > s[1], name
     c = logit_confidence(probs, labels)
-    assert c[0] == pytest.approx(np.log(1e9), rel=1e-3) and c[0] > c[1]
+    assert c[0] == pytest.approx(np.log(1e20), rel=1e-3) and c[0] > c[1]
 
 
 # --- a tiny overfit target ----------------------------------------------------------------------

@@ -47,8 +47,8 @@ class MembershipResult:
         scores: float64 ``(n_members + n_non_members,)``, members first; higher = member.
         is_member: int ``0/1`` truth in the same order.
         params: the attack's settings; info: what it measured on the way.
-        threshold: for threshold attacks given a ``population``, the score threshold that
-            flags ``calibration_fpr`` of the population (known non-members) as members.
+        threshold: for threshold attacks given a ``population``, the score threshold above
+            which at most ``calibration_fpr`` of the population (known non-members) lies.
         shadows: LiRA's reference models (reusable for the other LiRA variants).
     """
 
@@ -94,7 +94,7 @@ class MembershipResult:
         """TPR and FPR on the targets at the population-calibrated threshold, if any."""
         if self.threshold is None:
             return None
-        flagged = self.scores >= self.threshold
+        flagged = self.scores > self.threshold  # strict: ties at the threshold (e.g. p = 1.0) stay out
         return {"threshold": float(self.threshold), "tpr": float(flagged[self.is_member == 1].mean()),
                 "fpr": float(flagged[self.is_member == 0].mean())}
 

@@ -32,6 +32,13 @@ def _prepare(probs, labels):
     return probs, labels, rows
 
 
+def _rest(probs, idx):
+    """sum_{j != idx} p_j, summed directly: sum(p) - p_idx cancels to 0 once p_idx ~ 1 - 1e-16."""
+    mask = np.ones(probs.shape, bool)
+    mask[np.arange(len(probs)), idx] = False
+    return np.where(mask, probs, 0.0).sum(axis=1)
+
+
 def _log_probs(probs):
     """log p_j with the top class computed as -log1p(rest / p_max).
 
@@ -43,7 +50,7 @@ def _log_probs(probs):
     top = probs.argmax(axis=1)
     rows = np.arange(len(probs))
     p_max = probs[rows, top]
-    logp[rows, top] = -np.log1p((probs.sum(axis=1) - p_max) / np.maximum(p_max, _TINY))
+    logp[rows, top] = -np.log1p(_rest(probs, top) / np.maximum(p_max, _TINY))
     return logp
 
 
@@ -67,6 +74,8 @@ def _modified_entropy(probs, labels):
     probs, labels, rows = _prepare(probs, labels)
     # 1 - p_j lost to rounding when p_j ~ 1: the sum of the others is the exact complement.
     others = probs.sum(axis=1, keepdims=True) - probs
+    top = probs.argmax(axis=1)
+    others[rows, top] = _rest(probs, top)
     terms = probs * np.log(np.maximum(others, _TINY))
     terms[rows, labels] = 0.0
     mentr = -others[rows, labels] * _log_probs(probs)[rows, labels] - terms.sum(axis=1)
@@ -97,7 +106,7 @@ def logit_confidence(probs, labels) -> np.ndarray:
     """
     probs, labels, rows = _prepare(probs, labels)
     p_y = probs[rows, labels]
-    rest = probs.sum(axis=1) - p_y
+    rest = _rest(probs, labels)
     return np.log(np.maximum(p_y, _TINY)) - np.log(np.maximum(rest, _TINY))
 
 
