@@ -83,11 +83,15 @@ def roc_figure(curves, *, title: str = "", log: bool = True, min_fpr: float | No
     ax = fig.subplots()
     nonzero = [np.min(np.asarray(f)[np.asarray(f) > 0]) for f, _ in curves.values() if np.any(np.asarray(f) > 0)]
     lo = min_fpr or (0.5 * min(nonzero) if nonzero else 1e-4)
-    for label, (fpr, tpr) in curves.items():
+    from matplotlib import colormaps
+
+    colors = colormaps["tab20" if len(curves) > 10 else "tab10"].colors
+    for i, (label, (fpr, tpr)) in enumerate(curves.items()):
         fpr, tpr = np.asarray(fpr, float), np.asarray(tpr, float)
         if log:  # zero is not on a log axis: draw it at the axis' left end
             fpr = np.maximum(fpr, lo)
-        ax.plot(fpr, tpr, lw=1.3, label=label)
+        ax.plot(fpr, tpr, lw=1.3, label=label, color=colors[i % len(colors)],
+                ls="-" if i < len(colors) else "--")
     grid = np.linspace(lo if log else 0.0, 1.0, 200)
     ax.plot(grid, grid, "k--", lw=0.8, label="chance")
     if log:

@@ -64,6 +64,9 @@ def audit_section(ctx):
         f"Strongest attack: **{best.attack}** (AUC {best.get_auc():.3f}). AUC 0.5 and TPR equal to the FPR "
         "mean no leak; TPR at 0.1% FPR is what a confident attacker gets.",
         "",
+        *([f"LiRA's {_FULL_LIRA_SHADOWS} reference models train for {_FULL_LIRA_EPOCHS} epochs on halves of "
+           f"these {2 * n} records, not with the victim's own recipe: a weak LiRA here is a lower bound; "
+           "`tfmodelsec membership --shadow-epochs ... --shadow-lr ...` runs it with the victim's recipe.", ""] if not ctx.quick else []),
         "At a threshold calibrated on other test records to 1% FPR: "
         + ", ".join(f"{k} TPR {v['tpr']:.2%} / FPR {v['fpr']:.2%}" for k, v in calibrated.items()) + ".",
     ])
