@@ -149,20 +149,23 @@ def main():
     fig.savefig(png, dpi=110, bbox_inches="tight")
     close(fig)
 
-    # Strictest comparison: ART's best black-box variant (attack model, input) against LiRA online,
-    # black-box LiRA vs black-box ART and logit LiRA vs the best ART overall both reported.
+    # ART's best black-box variant (attack model x input) at 0.1% FPR, against every LiRA variant
+    # (black-box float32 inputs; the logit variants are listed in the table). Carlini et al. advise
+    # the fixed variance below ~64 shadows; the online per-record variance is reported as well.
     art_bb = max((k for k in art if "black-box" in k), key=lambda k: table[k]["tpr_at_fpr_0.001"])
-    lira_key = "lira (logits)"
-    lira_tpr, art_tpr = table[lira_key]["tpr_at_fpr_0.001"], table[art_bb]["tpr_at_fpr_0.001"]
-    ratio = lira_tpr / art_tpr if art_tpr > 0 else float("inf")
-    targets = {
-        "lira_tpr_at_0.1pct_vs_art_blackbox": {"lira_variant": lira_key, "lira": lira_tpr, "art": art_tpr, "art_variant": art_bb,
-                                               "ratio": ratio, "target": ">= 5", "met": bool(ratio >= 5)},
-        "lira_auc_above_art_blackbox": {"lira": table[lira_key]["auc"], "art": table[art_bb]["auc"],
-                                        "met": bool(table[lira_key]["auc"] > table[art_bb]["auc"])},
-        "lira_16_shadows_seconds": {"seconds": round(lira_seconds, 1), "num_shadows": cfg["lira_shadows"],
-                                    "target": "<= 900 on 2 CPU cores", "met": bool(lira_seconds <= 900)},
-    }
+    art_tpr, art_auc = table[art_bb]["tpr_at_fpr_0.001"], table[art_bb]["auc"]
+    targets = {"art_reference": {"variant": art_bb, "tpr_at_fpr_0.001": art_tpr, "auc": art_auc}}
+    lines = []
+    for key in ("lira", "lira_fixed_variance", "lira_offline"):
+        tpr, auc = table[key]["tpr_at_fpr_0.001"], table[key]["auc"]
+        ratio = tpr / art_tpr if art_tpr > 0 else float("inf")
+        targets[key] = {"tpr_at_fpr_0.001": tpr, "ratio_vs_art": ratio, "tpr_target": ">= 5x",
+                        "tpr_met": bool(ratio >= 5), "auc": auc, "auc_met": bool(auc > art_auc)}
+        lines.append(f"- {key}: TPR@0.1% {tpr:.2%} vs {art_bb} {art_tpr:.2%} = {ratio:.1f}x (target >= 5x: "
+                     f"{'met' if ratio >= 5 else 'NOT met'}); AUC {auc:.3f} vs {art_auc:.3f} "
+                     f"({'met' if auc > art_auc else 'NOT met'})")
+    targets["lira_16_shadows_seconds"] = {"seconds": round(lira_seconds, 1), "num_shadows": cfg["lira_shadows"],
+                                          "target": "<= 900 on 2 CPU cores", "met": bool(lira_seconds <= 900)}
     rows = ["| attack | AUC | advantage | TPR @ 0.1% FPR | TPR @ 1% FPR | seconds |", "|---|---|---|---|---|---|"]
     rows += [f"| {k} | {v['auc']:.3f} | {v['advantage']:.3f} | {v['tpr_at_fpr_0.001']:.2%} | "
              f"{v['tpr_at_fpr_0.01']:.2%} | {v['seconds']} |" for k, v in table.items()]
@@ -180,10 +183,7 @@ def main():
         "other half with membership labels)", "", "\n".join(rows), "",
         f"## Our attacks on all {2 * n} targets", "", results_table(results), "",
         "## Targets", "",
-        f"- {lira_key} TPR@0.1% {lira_tpr:.2%} vs {art_bb} {art_tpr:.2%}: ratio {ratio:.1f} (target >= 5): "
-        f"{'met' if ratio >= 5 else 'NOT met'}",
-        f"- {lira_key} AUC {table[lira_key]['auc']:.3f} vs {table[art_bb]['auc']:.3f}: "
-        f"{'met' if targets['lira_auc_above_art_blackbox']['met'] else 'NOT met'}",
+        *lines,
         f"- LiRA with {cfg['lira_shadows']} shadows: {lira_seconds:.0f} s (target <= 900 s on 2 CPU cores; "
         "the 2 cores were shared with 4 other engineers' jobs during this run)", "",
         "![ROC](membership.png)", ""])
