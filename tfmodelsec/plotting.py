@@ -148,5 +148,48 @@ def residual_memory_figure(deltas, fit=None, *, epsilon=None, title: str = ""):
     ax.set_ylabel("Δ_t / ||Inf(B_d)||₁")
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=7)
+# --- membership inference ---
+__all__ += ["roc_figure"]
+
+
+def roc_figure(curves, *, title: str = "", log: bool = True, min_fpr: float | None = None):
+    """ROC curves of several attacks on one axes, log-log by default (Carlini et al. 2022).
+
+    Args:
+        curves: mapping ``label -> (fpr, tpr)`` (e.g. from ``sklearn.metrics.roc_curve``).
+        title: axes title.
+        log: log-scaled axes, which show the low-FPR regime that matters for privacy.
+        min_fpr: left end of the FPR axis on log axes (default: the smallest non-zero FPR
+            of any curve, halved).
+    """
+    many = len(curves) > 8  # a long legend goes beside the axes, not over the curves
+    fig = _figure((8.6 if many else 5.2, 4.6))
+    ax = fig.subplots()
+    nonzero = [np.min(np.asarray(f)[np.asarray(f) > 0]) for f, _ in curves.values() if np.any(np.asarray(f) > 0)]
+    lo = min_fpr or (0.5 * min(nonzero) if nonzero else 1e-4)
+    from matplotlib import colormaps
+
+    colors = colormaps["tab20" if len(curves) > 10 else "tab10"].colors
+    for i, (label, (fpr, tpr)) in enumerate(curves.items()):
+        fpr, tpr = np.asarray(fpr, float), np.asarray(tpr, float)
+        if log:  # zero is not on a log axis: draw it at the axis' left end
+            fpr = np.maximum(fpr, lo)
+        ax.plot(fpr, tpr, lw=1.3, label=label, color=colors[i % len(colors)],
+                ls="-" if i < len(colors) else "--")
+    grid = np.linspace(lo if log else 0.0, 1.0, 200)
+    ax.plot(grid, grid, "k--", lw=0.8, label="chance")
+    if log:
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlim(lo, 1.0)
+        ax.set_ylim(lo, 1.05)
+    ax.set_xlabel("false-positive rate")
+    ax.set_ylabel("true-positive rate")
+    ax.set_title(title, fontsize=9)
+    if many:
+        ax.legend(fontsize=6.5, loc="upper left", bbox_to_anchor=(1.02, 1.0))
+    else:
+        ax.legend(fontsize=7, loc="lower right")
+    ax.grid(True, which="major", alpha=0.3)
     fig.tight_layout()
     return fig

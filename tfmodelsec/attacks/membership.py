@@ -1,0 +1,274 @@
+"""Membership inference: was this record in the model's training set, and how sure can one be?
+
+One entry point, :func:`membership_inference`, runs any of the attacks below on a victim
+and a set of target records whose membership is known to the auditor, and returns a
+:class:`MembershipResult` (per-record scores, AUC, attacker advantage, TPR at low FPR,
+log-log ROC). Scores are oriented so that higher means "more likely a member".
+
+Attacks (``attack=``):
+    ``loss``, ``confidence``, ``entropy``, ``modified_entropy``: global-threshold attacks
+    (:mod:`tfmodelsec.attacks.mia_threshold`); ``shadow``: Shokri et al. 2017 and
+    ``proxy``: the distilled proxy of seed lab 002 (:mod:`tfmodelsec.attacks.mia_shadow`);
+    ``lira``: Carlini et al. 2022, online or offline (:mod:`tfmodelsec.attacks.mia_lira`).
+
+The victim is only queried through :class:`tfmodelsec.oracle.BlackBox` (pass one to
+attack a defended or budgeted victim). Its architecture, with fresh weights, is the
+default for shadow models.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from tfmodelsec.attacks.mia_lira import LiraShadows, lira_scores, records_fingerprint, train_lira_shadows
+from tfmodelsec.attacks.mia_shadow import (ShadowTraining, predict_probabilities, proxy_attack_scores,
+                                           shadow_attack_scores, softmax64)
+from tfmodelsec.attacks.mia_threshold import THRESHOLD_SIGNALS, logit_confidence, threshold_scores
+from tfmodelsec.utils import check_choice, check_positive, check_probability
+
+__all__ = ["ATTACKS", "MembershipResult", "MembershipSplit", "membership_inference", "membership_split",
+           "ShadowTraining", "LiraShadows", "audit_section"]
+
+ATTACKS = (*THRESHOLD_SIGNALS, "shadow", "proxy", "lira")
+#: The two low false-positive rates every report quotes (Carlini et al. 2022 argue for these).
+REPORT_FPRS = (0.001, 0.01)
+_DEFAULT_SHADOWS = {"shadow": 4, "lira": 16}
+
+
+@dataclass
+class MembershipResult:
+    """Per-record membership scores of one attack and the metrics read off their ROC.
+
+    Attributes:
+        attack: the attack's name (``"lira_offline"`` for offline LiRA).
+        scores: float64 ``(n_members + n_non_members,)``, members first; higher = member.
+        is_member: int ``0/1`` truth in the same order.
+        params: the attack's settings; info: what it measured on the way.
+        threshold: for threshold attacks given a ``population``, the score threshold above
+            which at most ``calibration_fpr`` of the population (known non-members) lies.
+        shadows: LiRA's reference models (reusable for the other LiRA variants).
+    """
+
+    attack: str
+    scores: np.ndarray
+    is_member: np.ndarray
+    params: dict = field(default_factory=dict)
+    info: dict = field(default_factory=dict)
+    seconds: float = 0.0
+    threshold: float | None = None
+    shadows: LiraShadows | None = field(default=None, repr=False)
+
+    def roc_curve(self):
+        """``(fpr, tpr, thresholds)`` from ``sklearn.metrics.roc_curve``."""
+        from sklearn.metrics import roc_curve
+
+        return roc_curve(self.is_member, self.scores)
+
+    def get_auc(self) -> float:
+        from tfmodelsec.metrics import membership_auc
+
+        return membership_auc(self.is_member, self.scores)
+
+    def get_attacker_advantage(self) -> float:
+        from tfmodelsec.metrics import attacker_advantage
+
+        return attacker_advantage(self.is_member, self.scores)
+
+    def tpr_at_fpr(self, fpr: float) -> float:
+        from tfmodelsec.metrics import tpr_at_fpr
+
+        return tpr_at_fpr(self.is_member, self.scores, fpr)
+
+    @property
+    def member_scores(self) -> np.ndarray:
+        return self.scores[self.is_member == 1]
+
+    @property
+    def non_member_scores(self) -> np.ndarray:
+        return self.scores[self.is_member == 0]
+
+    def calibrated(self) -> dict | None:
+        """TPR and FPR on the targets at the population-calibrated threshold, if any."""
+        if self.threshold is None:
+            return None
+        flagged = self.scores > self.threshold  # strict: ties at the threshold (e.g. p = 1.0) stay out
+        return {"threshold": float(self.threshold), "tpr": float(flagged[self.is_member == 1].mean()),
+                "fpr": float(flagged[self.is_member == 0].mean())}
+
+    def metrics(self) -> dict:
+        out = {"auc": self.get_auc(), "advantage": self.get_attacker_advantage()}
+        out.update({f"tpr_at_fpr_{f:g}": self.tpr_at_fpr(f) for f in REPORT_FPRS})
+        return out
+
+    def summary(self) -> str:
+        m = self.metrics()
+        return (f"{self.attack}: AUC {m['auc']:.3f}, advantage {m['advantage']:.3f}, "
+                f"TPR {m['tpr_at_fpr_0.001']:.2%} @ 0.1% FPR, {m['tpr_at_fpr_0.01']:.2%} @ 1% FPR")
+
+    def to_dict(self) -> dict:
+        return {"attack": self.attack, **self.metrics(), "members": int(self.is_member.sum()),
+                "non_members": int((1 - self.is_member).sum()), "seconds": round(self.seconds, 3),
+                "calibrated": self.calibrated(), "params": self.params, "info": self.info}
+
+    def plot(self, *, title: str | None = None):
+        """Log-log ROC curve as a ``matplotlib.figure.Figure``."""
+        from tfmodelsec.plotting import roc_figure
+
+        fpr, tpr, _ = self.roc_curve()
+        return roc_figure({f"{self.attack} (AUC {self.get_auc():.3f})": (fpr, tpr)},
+                          title=title if title is not None else self.attack)
+
+
+def _check_records(name, records, victim, *, allow_empty=False):
+    if not (isinstance(records, (tuple, list)) and len(records) == 2):
+        raise ValueError(f"`{name}` must be a pair (x, y) of arrays. Received: {type(records).__name__}")
+    x, y = np.asarray(records[0], np.float32), np.asarray(records[1])
+    if len(x) == 0 and not allow_empty:
+        raise ValueError(f"`{name}` is empty; expected at least one record")
+    if tuple(x.shape[1:]) != tuple(victim.input_shape):
+        raise ValueError(f"`{name}` records have shape {tuple(x.shape[1:])}; the victim expects "
+                         f"{tuple(victim.input_shape)}")
+    if y.ndim != 1 or len(y) != len(x):
+        raise ValueError(f"`{name}` labels must be a 1-D array of {len(x)} class ids. Received shape {y.shape}")
+    if len(y) and (not np.issubdtype(y.dtype, np.number) or np.any(y != np.round(y))
+                   or y.min() < 0 or y.max() >= victim.num_classes):
+        raise ValueError(f"`{name}` labels must be class ids in [0, {victim.num_classes - 1}] (the victim's "
+                         f"classes). Received values in [{y.min()}, {y.max()}]")
+    return x, y.astype(np.int64)
+
+
+def _row_keys(x):
+    flat = np.ascontiguousarray(x.reshape(len(x), -1))
+    return flat.view(np.dtype((np.void, flat.dtype.itemsize * flat.shape[1]))).ravel()
+
+
+def membership_inference(victim, members, non_members, *, attack: str = "loss", population=None,
+                         num_shadows: int | None = None, online: bool = True, fixed_variance: bool = False,
+                         training: ShadowTraining | None = None, shadow_size: int | None = None,
+                         calibration_fpr: float = 0.01, shadows: LiraShadows | None = None,
+                         logits: bool = False, strategy=None, seed: int = 0,
+                         verbose: int = 1) -> MembershipResult:
+    """Run one membership-inference attack against ``victim`` on known members / non-members.
+
+    Args:
+        victim: a Victim, keras.Model, model path, or a :class:`~tfmodelsec.oracle.BlackBox`
+            answering probabilities (e.g. one with a defense).
+        members: ``(x, y)`` records the victim was trained on.
+        non_members: ``(x, y)`` records it was not trained on (disjoint from ``members``).
+        attack: one of :data:`ATTACKS`.
+        population: ``(x, y)`` attacker data from the same distribution, not in the victim's
+            training set: required by ``shadow`` and ``proxy`` (whose labels it ignores),
+            extra pool for ``lira``, threshold calibration for the threshold attacks.
+        num_shadows: shadow models (``shadow``: 4, ``lira``: 16; LiRA needs >= 2).
+        online: LiRA online (in and out models) or offline (out models only).
+        fixed_variance: LiRA with one global variance per side instead of per record.
+        training: :class:`ShadowTraining` (architecture, epochs...) for shadows and the proxy.
+        shadow_size: training records per Shokri shadow / proxy (default: ``len(members)``).
+        calibration_fpr: FPR at which threshold attacks set their threshold on ``population``.
+        shadows: LiRA reference models from an earlier result on the same targets (reused).
+        logits: score from the victim's (and shadows') pre-softmax outputs, with the softmax
+            redone in float64, instead of the float32 probabilities a black-box API returns:
+            an overfit model's float32 probabilities saturate at exactly 1 and 0 for its most
+            confident records, which then all tie. Needs the model itself, not a BlackBox.
+        strategy: ``tf.distribute.Strategy`` for shadow training.
+        seed: seeds data splits and training; verbose: 0 silences progress.
+
+    Returns:
+        :class:`MembershipResult`.
+
+    Example:
+        >>> r = membership_inference(victim, (x[:500], y[:500]), (xt[:500], yt[:500]), attack="loss")  # doctest: +SKIP
+        >>> r.get_auc(), r.tpr_at_fpr(0.01)  # doctest: +SKIP
+    """
+    from tfmodelsec.oracle import BlackBox
+
+    attack = check_choice("attack", attack, ATTACKS)
+    if logits and isinstance(victim, BlackBox):
+        raise ValueError("`logits=True` reads the model's pre-softmax outputs, which a BlackBox does not "
+                         "give: pass the victim itself. Received: a BlackBox")
+    oracle = victim if isinstance(victim, BlackBox) else BlackBox(victim)
+    if oracle.output == "label":
+        raise ValueError("membership inference needs scores: `victim` must answer 'probabilities' or "
+                         "'top_k'. Received: a BlackBox with output='label'")
+    vic = oracle.victim
+    x_in, y_in = _check_records("members", members, vic)
+    x_out, y_out = _check_records("non_members", non_members, vic)
+    both = np.intersect1d(_row_keys(x_in), _row_keys(x_out))
+    if len(both):
+        raise ValueError(f"`members` and `non_members` overlap: {len(both)} records appear in both; "
+                         "expected disjoint sets")
+    if population is not None:
+        population = _check_records("population", population, vic)
+    if attack in ("shadow", "proxy") and population is None:
+        raise ValueError(f"attack={attack!r} needs attacker data: pass `population=(x, y)`. Received: None")
+    if num_shadows is None:
+        num_shadows = _DEFAULT_SHADOWS.get(attack, 0)
+    if attack in _DEFAULT_SHADOWS:
+        check_positive("num_shadows", num_shadows, integer=True)
+        num_shadows = int(num_shadows)
+    if attack == "lira" and num_shadows < 2:
+        raise ValueError(f"LiRA needs at least 2 shadow models (some in, some out for every record). "
+                         f"Received: num_shadows={num_shadows}")
+    check_probability("calibration_fpr", calibration_fpr)
+    training = training or ShadowTraining()
+    if not isinstance(training, ShadowTraining):
+        raise ValueError(f"`training` must be a ShadowTraining. Received: {type(training).__name__}")
+    shadow_size = len(x_in) if shadow_size is None else shadow_size
+    check_positive("shadow_size", shadow_size, integer=True)
+
+    x, y = np.concatenate([x_in, x_out]), np.concatenate([y_in, y_out])
+    is_member = np.concatenate([np.ones(len(x_in), np.int64), np.zeros(len(x_out), np.int64)])
+    start = time.perf_counter()
+    def query(records):
+        if not logits:
+            return oracle(records)
+        out = vic.model.predict(records, batch_size=1024, verbose=0) if vic.output_kind == "logits" else None
+        return softmax64(out) if out is not None else predict_probabilities(vic.model, records, logits=True)
+
+    probs = query(x)
+    params = {"seed": seed, "logits": bool(logits)}
+    info, threshold, kept = {}, None, None
+    if attack in THRESHOLD_SIGNALS:
+        scores = threshold_scores(attack, probs, y)
+        if population is not None:
+            ref = threshold_scores(attack, query(population[0]), population[1])
+            threshold = float(np.quantile(ref, 1.0 - calibration_fpr))
+            params["calibration_fpr"] = calibration_fpr
+    elif attack == "shadow":
+        scores, info = shadow_attack_scores(vic, probs, y, population, num_shadows=num_shadows,
+                                            shadow_size=shadow_size, training=training, logits=logits,
+                                            strategy=strategy, seed=seed, verbose=verbose)
+    elif attack == "proxy":
+        scores, info = proxy_attack_scores(vic, oracle, probs, y, population, proxy_size=shadow_size,
+                                           training=training, logits=logits, strategy=strategy, seed=seed,
+                                           verbose=verbose)
+    else:
+        kept = _lira_shadows(shadows, vic, x, y, num_shadows, population, training, strategy, seed, verbose)
+        scores, info = lira_scores(kept, logit_confidence(probs, y), online=online, fixed_variance=fixed_variance,
+                                   logits=logits)
+        info = {**kept.info, **info}
+        params.update(online=online, fixed_variance=fixed_variance)
+        attack = "lira" if online else "lira_offline"
+    if attack not in THRESHOLD_SIGNALS:
+        params.update(num_shadows=num_shadows if attack != "proxy" else None, epochs=training.epochs,
+                      batch_size=training.batch_size, learning_rate=training.learning_rate,
+                      schedule=training.schedule)
+    return MembershipResult(attack, np.asarray(scores, np.float64), is_member, params, info,
+                            time.perf_counter() - start, threshold, kept)
+
+
+def _lira_shadows(shadows, vic, x, y, num_shadows, population, training, strategy, seed, verbose):
+    if shadows is None:
+        return train_lira_shadows(vic, x, y, num_shadows=num_shadows, population=population,
+                                  training=training, strategy=strategy, seed=seed, verbose=verbose)
+    if not isinstance(shadows, LiraShadows) or shadows.fingerprint != records_fingerprint(x, y):
+        raise ValueError("`shadows` must be the LiraShadows of an earlier LiRA run on the same members and "
+                         "non-members (in the same order)")
+    return shadows
+
+
+from tfmodelsec.attacks.mia_split import MembershipSplit, membership_split  # noqa: E402
+from tfmodelsec.attacks.mia_audit import audit_section  # noqa: E402

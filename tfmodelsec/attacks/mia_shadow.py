@@ -1,0 +1,229 @@
+"""Shadow models for membership inference: training config, Shokri's attack, the distilled proxy.
+
+* Shadow-model attack (Shokri et al. 2017, https://arxiv.org/abs/1610.05820): ``k`` shadow
+  models of the victim's architecture, each trained on its own disjoint slice of the
+  attacker's labelled data; an attack classifier learns the shadows' behaviour on their
+  training records ("in") versus held-out records ("out") and is then applied to the victim.
+* Distilled-proxy attack (seed lab 002): with unlabelled public data only, distil a proxy
+  from the victim's answers (KL divergence), learn the proxy's in/out behaviour on its
+  distillation set versus unseen public records, classify the victim's behaviour on the
+  target records with it.
+
+Shadows are trained with :func:`tfmodelsec.models.train_classifier` (any ``tf.distribute``
+strategy); the attack classifier is scikit-learn's histogram gradient boosting.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from tfmodelsec.attacks.mia_threshold import behaviour_features
+from tfmodelsec.utils import check_choice, check_positive, progbar, resolve_strategy, set_seed
+
+__all__ = ["ShadowTraining", "shadow_builder", "train_shadow", "predict_probabilities", "logits_of", "softmax64",
+           "shadow_attack_scores", "proxy_attack_scores"]
+
+#: Fewest records per shadow/proxy training set; below this the in/out behaviour is noise.
+MIN_SHADOW_SIZE = 8
+
+
+@dataclass(frozen=True)
+class ShadowTraining:
+    """How shadow, proxy and LiRA reference models are trained (mimic the victim's recipe).
+
+    Args:
+        model: ``None`` for the victim's own architecture with fresh weights, a zoo name
+            (``"lenet5"``), or a zero-argument callable returning an uncompiled Keras model
+            with softmax outputs.
+        epochs: training epochs per shadow model.
+        batch_size: batch size.
+        learning_rate: Adam learning rate.
+        schedule: ``"constant"`` or ``"cosine"`` learning rate (as in ``train_classifier``).
+    """
+
+    model: Any = None
+    epochs: int = 20
+    batch_size: int = 128
+    learning_rate: float = 1e-3
+    schedule: str = "constant"
+
+    def __post_init__(self):
+        check_positive("epochs", self.epochs, integer=True)
+        check_positive("batch_size", self.batch_size, integer=True)
+        check_positive("learning_rate", self.learning_rate)
+        check_choice("schedule", self.schedule, ("constant", "cosine"))
+        if not (self.model is None or isinstance(self.model, str) or callable(self.model)):
+            raise ValueError("`model` must be None, a zoo name or a callable returning a keras.Model. "
+                             f"Received: model={self.model!r}")
+
+
+def shadow_builder(victim, training: ShadowTraining):
+    """A zero-argument callable that builds a fresh, untrained shadow model."""
+    import keras
+
+    from tfmodelsec.models.zoo import build_model
+
+    spec = training.model
+    if isinstance(spec, str):
+        return lambda: build_model(spec, victim.input_shape, victim.num_classes)
+    if callable(spec):
+        return spec
+
+    def clone():
+        net = keras.models.clone_model(victim.model)  # same layers, freshly initialised
+        if victim.output_kind == "logits":
+            inputs = keras.Input(victim.input_shape)
+            net = keras.Model(inputs, keras.layers.Softmax()(net(inputs)))
+        return net
+
+    return clone
+
+
+def _logit_head(model):
+    """(features model, final Dense or None) such that logits = head(features(x))."""
+    import keras
+
+    last = model.layers[-1]
+    act = getattr(getattr(last, "activation", None), "__name__", None)
+    if isinstance(last, keras.layers.Softmax) or (isinstance(last, keras.layers.Activation) and act == "softmax"):
+        return keras.Model(model.inputs, last.input), None
+    if isinstance(last, keras.layers.Dense) and act == "softmax":
+        return keras.Model(model.inputs, last.input), last
+    raise ValueError("`logits=True` needs a model whose last layer is a softmax Dense, Softmax or "
+                     f"Activation('softmax') layer (or a victim that outputs logits). Received last layer "
+                     f"{type(last).__name__} ({last.name!r})")
+
+
+def logits_of(model, x) -> np.ndarray:
+    """Pre-softmax outputs (float64) of a softmax-terminated Keras model."""
+    features, dense = _logit_head(model)
+    out = np.asarray(features.predict(np.asarray(x, np.float32), batch_size=1024, verbose=0), np.float64)
+    if dense is not None:
+        kernel, *bias = (np.asarray(w, np.float64) for w in dense.get_weights())
+        out = out @ kernel + (bias[0] if bias else 0.0)
+    return out
+
+
+def softmax64(logits) -> np.ndarray:
+    """Softmax in float64: probabilities down to ~1e-308 instead of float32's 1e-45 (and p = 1 exactly)."""
+    z = np.asarray(logits, np.float64)
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def predict_probabilities(model, x, *, logits: bool = False) -> np.ndarray:
+    """A model's probabilities; with ``logits`` recomputed in float64 from its pre-softmax outputs."""
+    if logits:
+        return softmax64(logits_of(model, x))
+    return np.asarray(model.predict(np.asarray(x, np.float32), batch_size=1024, verbose=0), np.float64)
+
+
+def train_shadow(build, x, y, training: ShadowTraining, *, seed, strategy=None):
+    """Train one shadow on ``(x, y)`` with :func:`train_classifier`; returns the Keras model."""
+    from tfmodelsec.models.train import train_classifier
+
+    result = train_classifier(build, (x, y), epochs=training.epochs, batch_size=training.batch_size,
+                              learning_rate=training.learning_rate, schedule=training.schedule,
+                              seed=seed, strategy=strategy, evaluate=False, verbose=0)
+    return result.model
+
+
+def _attack_classifier(features, is_in, seed):
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    clf = HistGradientBoostingClassifier(max_iter=200, learning_rate=0.05, random_state=int(seed) % (2**32))
+    clf.fit(features, is_in)
+    return clf
+
+
+def _slices(n_population, parts, size, what):
+    if size < MIN_SHADOW_SIZE:
+        raise ValueError(
+            f"`population` is too small for the {what}: it holds {n_population} records, which gives "
+            f"{size} per training set; expected at least {MIN_SHADOW_SIZE * parts} records"
+        )
+    return [slice(i * size, (i + 1) * size) for i in range(parts)]
+
+
+def shadow_attack_scores(victim, target_probs, target_y, population, *, num_shadows, shadow_size,
+                         training, logits=False, strategy=None, seed=0, verbose=1):
+    """Shokri et al.'s shadow-model attack; returns (scores, info dict).
+
+    Each shadow ``i`` trains on ``shadow_size`` population records and holds out as many
+    others; no record is used by two shadows.
+    """
+    x_pop, y_pop = population
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(x_pop))
+    size = min(int(shadow_size), len(x_pop) // (2 * num_shadows))
+    parts = _slices(len(x_pop), 2 * num_shadows, size, f"{num_shadows} shadow models")
+    build = shadow_builder(victim, training)
+    feats, is_in, accs = [], [], []
+    bar = progbar(num_shadows, verbose=verbose, unit_name="shadow")
+    for i in range(num_shadows):
+        idx_in, idx_out = order[parts[2 * i]], order[parts[2 * i + 1]]
+        model = train_shadow(build, x_pop[idx_in], y_pop[idx_in], training, seed=seed + 1 + i,
+                             strategy=strategy)
+        for idx, flag in ((idx_in, 1), (idx_out, 0)):
+            probs = predict_probabilities(model, x_pop[idx], logits=logits)
+            feats.append(behaviour_features(probs, y_pop[idx]))
+            is_in.append(np.full(len(idx), flag))
+            accs.append(float(np.mean(probs.argmax(1) == y_pop[idx])))
+        bar.update(i + 1)
+    clf = _attack_classifier(np.concatenate(feats), np.concatenate(is_in), seed)
+    scores = clf.predict_proba(behaviour_features(target_probs, target_y))[:, 1]
+    info = {"num_shadows": num_shadows, "shadow_size": size,
+            "shadow_train_accuracy": float(np.mean(accs[0::2])),
+            "shadow_test_accuracy": float(np.mean(accs[1::2]))}
+    return scores, info
+
+
+def _distil(build, x, soft, training, *, seed, strategy):
+    """Fit a fresh proxy to the victim's probabilities with a KL-divergence loss (seed 002)."""
+    import keras
+
+    strategy = resolve_strategy(strategy)
+    set_seed(seed)
+    lr = training.learning_rate
+    if training.schedule == "cosine":
+        steps = training.epochs * int(np.ceil(len(x) / training.batch_size))
+        lr = keras.optimizers.schedules.CosineDecay(lr, decay_steps=steps)
+    with strategy.scope():
+        proxy = build()
+        proxy.compile(optimizer=keras.optimizers.Adam(lr),
+                      loss=keras.losses.KLDivergence())
+    proxy.fit(np.asarray(x, np.float32), np.asarray(soft, np.float32), epochs=training.epochs,
+              batch_size=training.batch_size, shuffle=True, verbose=0)
+    return proxy
+
+
+def proxy_attack_scores(victim, oracle, target_probs, target_y, population, *, proxy_size,
+                        training, logits=False, strategy=None, seed=0, verbose=1):
+    """The distilled-proxy attack; population labels are not used; returns (scores, info dict)."""
+    x_pop = population[0]
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(x_pop))
+    size = min(int(proxy_size), len(x_pop) // 2)
+    part_in, part_out = _slices(len(x_pop), 2, size, "distilled proxy")
+    x_in, x_out = x_pop[order[part_in]], x_pop[order[part_out]]
+    bar = progbar(2, verbose=verbose, unit_name="stage")
+    soft_in, soft_out = oracle(x_in), oracle(x_out)  # the attacker's only labels: the victim's answers
+    proxy = _distil(shadow_builder(victim, training), x_in, soft_in, training, seed=seed + 1, strategy=strategy)
+    bar.update(1)
+    label_in, label_out = soft_in.argmax(1), soft_out.argmax(1)
+    probs_in = predict_probabilities(proxy, x_in, logits=logits)
+    probs_out = predict_probabilities(proxy, x_out, logits=logits)
+    feats = np.concatenate([behaviour_features(probs_in, label_in), behaviour_features(probs_out, label_out)])
+    is_in = np.concatenate([np.ones(size), np.zeros(size)])
+    clf = _attack_classifier(feats, is_in, seed)
+    scores = clf.predict_proba(behaviour_features(target_probs, target_y))[:, 1]
+    bar.update(2)
+    info = {"proxy_size": size,
+            "proxy_agreement_in": float(np.mean(probs_in.argmax(1) == label_in)),
+            "proxy_agreement_out": float(np.mean(probs_out.argmax(1) == label_out)),
+            "victim_queries": int(2 * size)}
+    return scores, info

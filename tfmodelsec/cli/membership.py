@@ -1,0 +1,104 @@
+"""``tfmodelsec membership``: membership-inference attacks on known members vs non-members."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tfmodelsec.cli._common import (CliError, add_common_run_arguments, add_dataset_argument, add_parser,
+                                    add_victim_argument, load_data_arg, load_victim_arg)
+
+EXAMPLE = """\
+tfmodelsec train --model lenet5 --dataset fashion_mnist --train-subset 5000 --epochs 40 --out runs/target.h5
+tfmodelsec membership runs/target.h5 --dataset fashion_mnist --members first:5000 --out runs/mia \\
+    --attacks loss,confidence,entropy,shadow,proxy,lira --lira-shadows 16 --shadow-epochs 40"""
+
+CLI_ATTACKS = ("loss", "confidence", "entropy", "modified_entropy", "shadow", "proxy", "lira", "lira_offline")
+
+
+def register(sub) -> None:
+    p = add_parser(sub, "membership", help="membership inference: threshold, shadow, proxy and LiRA attacks",
+                   example=EXAMPLE)
+    add_victim_argument(p)
+    add_dataset_argument(p)
+    p.add_argument("--members", required=True, metavar="IDS",
+                   help="training-set indices the victim was trained on: a file of integers, or first:N")
+    p.add_argument("--non-members", default=None, metavar="IDS",
+                   help="test-set indices (file or first:N; default: as many test records as members)")
+    p.add_argument("--population", default="train-rest", choices=("train-rest", "test-rest", "none"),
+                   help="attacker data for shadow/proxy/calibration: training records outside the members "
+                        "(valid when the victim saw only the members) or test records outside the "
+                        "non-members (default: train-rest)")
+    p.add_argument("--attacks", default="loss,confidence,entropy,modified_entropy",
+                   help=f"comma-separated, among {','.join(CLI_ATTACKS)} (default: the threshold attacks)")
+    p.add_argument("--shadows", type=int, default=4, help="shadow models of the shadow attack (default: 4)")
+    p.add_argument("--lira-shadows", type=int, default=16, help="LiRA reference models, >= 2 (default: 16)")
+    p.add_argument("--shadow-epochs", type=int, default=20, help="epochs per shadow/proxy model (default: 20)")
+    p.add_argument("--shadow-batch-size", type=int, default=128)
+    p.add_argument("--shadow-lr", type=float, default=1e-3, help="Adam learning rate of shadows (default: 1e-3)")
+    p.add_argument("--shadow-schedule", default="constant", choices=("constant", "cosine"))
+    p.add_argument("--fixed-variance", action="store_true", help="LiRA with one global variance per side")
+    p.add_argument("--logits", action="store_true",
+                   help="score from pre-softmax outputs (float64 softmax) instead of float32 probabilities")
+    add_common_run_arguments(p)
+    p.set_defaults(func=run)
+
+
+def _read_ids(spec):
+    if spec is None or spec.strip().startswith("first:"):
+        return spec
+    path = Path(spec)
+    if not path.is_file():
+        raise FileNotFoundError(f"--members/--non-members: no such file {spec!r}; expected a file of "
+                                "integer indices or first:N")
+    return path.read_text()
+
+
+def run(args) -> int:
+    import numpy as np
+
+    from tfmodelsec.attacks.membership import ShadowTraining, membership_inference, membership_split
+    from tfmodelsec.attacks.mia_audit import results_table
+    from tfmodelsec.plotting import close, roc_figure
+    from tfmodelsec.utils import write_json
+
+    attacks = [a.strip() for a in args.attacks.split(",") if a.strip()]
+    bad = [a for a in attacks if a not in CLI_ATTACKS]
+    if bad or not attacks:
+        raise CliError(f"--attacks must be among {','.join(CLI_ATTACKS)}. Received: {args.attacks!r}")
+    victim = load_victim_arg(args)
+    data = load_data_arg(args, victim)
+    split = membership_split(data, _read_ids(args.members), _read_ids(args.non_members),
+                             population=args.population)
+    training = ShadowTraining(epochs=args.shadow_epochs, batch_size=args.shadow_batch_size,
+                              learning_rate=args.shadow_lr, schedule=args.shadow_schedule)
+    verbose = 0 if args.quiet else 1
+    results, lira_shadows = [], None
+    for name in attacks:
+        attack = "lira" if name.startswith("lira") else name
+        result = membership_inference(
+            victim, split.members, split.non_members, attack=attack, population=split.population,
+            num_shadows=args.lira_shadows if attack == "lira" else args.shadows, online=name == "lira",
+            fixed_variance=args.fixed_variance, logits=args.logits, training=training, shadows=lira_shadows, seed=args.seed,
+            verbose=verbose)
+        lira_shadows = result.shadows or lira_shadows
+        results.append(result)
+        if verbose:
+            print(result.summary(), flush=True)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "membership.json", {
+        "victim": args.victim, "dataset": data.name, "assumption": split.assumption, "seed": args.seed,
+        "members": len(split.member_ids), "non_members": len(split.non_member_ids),
+        "attacks": {r.attack: r.to_dict() for r in results}})
+    arrays = {"member_ids": split.member_ids, "non_member_ids": split.non_member_ids}
+    for r in results:
+        arrays[f"{r.attack}_scores"] = r.scores
+        arrays[f"{r.attack}_is_member"] = r.is_member
+    np.savez_compressed(out / "scores.npz", **arrays)
+    curves = {f"{r.attack} (AUC {r.get_auc():.3f})": r.roc_curve()[:2] for r in results}
+    fig = roc_figure(curves, title=f"membership inference on {data.name}")
+    fig.savefig(out / "roc.png", dpi=110, bbox_inches="tight")
+    close(fig)
+    print(results_table(results))
+    print(f"wrote {out / 'membership.json'}, {out / 'scores.npz'}, {out / 'roc.png'}")
+    return 0
