@@ -65,6 +65,7 @@ class SemiSupervised:
         epochs: epochs over the pseudo-labelled set per round.
         query_share: the queried samples are repeated to make up about this share of
             each round's training set, so their (trusted) answers are not swamped.
+        learning_rate: Adam's rate during self-training (``None``: the distillation rate).
     """
 
     rounds: int = 3
@@ -75,6 +76,7 @@ class SemiSupervised:
     pool_size: int = 8000
     epochs: int = 3
     query_share: float = 0.25
+    learning_rate: float | None = None
 
     def __post_init__(self):
         check_positive("rounds", self.rounds, integer=True)
@@ -84,6 +86,8 @@ class SemiSupervised:
         check_positive("pool_size", self.pool_size, integer=True)
         check_positive("epochs", self.epochs, integer=True)
         check_probability("query_share", self.query_share)
+        if self.learning_rate is not None:
+            check_positive("learning_rate", self.learning_rate)
 
 
 @dataclass
@@ -272,7 +276,7 @@ def evaluate_student(student, victim, x, y, *, transfer_eps: float = 0.3, transf
 
 def steal(oracle, queries, *, student="lenet5", loss: str = "kl", temperature: float = 4.0, epochs: int = 30,
           batch_size: int = 64, learning_rate: float = 3e-3, unlabeled=None,
-          semi_supervised: SemiSupervised | bool | None = None, active_queries: int = 0,
+          semi_supervised: SemiSupervised | bool | None = None, active_queries: int = 0, active_rounds: int = 1,
           augment: bool = True, eval_data=None,
           transfer_eps: float = 0.3, seed: int = 0, strategy=None, verbose: int = 1) -> StealResult:
     """Steal ``oracle``'s model: query ``queries`` once, distill a student, optionally self-train.
@@ -293,6 +297,7 @@ def steal(oracle, queries, *, student="lenet5", loss: str = "kl", temperature: f
             those where the student's two most likely classes are closest (uncertainty
             sampling, Lewis & Gale 1994; ActiveThief, Pal et al. AAAI 2020), then distill
             again on all answers. Counted like the others; needs ``unlabeled``.
+        active_rounds: split ``active_queries`` over this many query-then-distill rounds.
         augment: random shifts/rotations of the training images (query answers reused).
         eval_data: ``(x_test, y_test)`` to fill the metric fields (owner-side).
         transfer_eps: FGSM epsilon for transferability.
@@ -333,6 +338,7 @@ def steal(oracle, queries, *, student="lenet5", loss: str = "kl", temperature: f
         raise ValueError("`semi_supervised` needs the unlabeled pool: pass `unlabeled=`")
     if not isinstance(active_queries, (int, np.integer)) or isinstance(active_queries, bool) or active_queries < 0:
         raise ValueError(f"`active_queries` must be an int >= 0. Received: active_queries={active_queries!r}")
+    check_positive("active_rounds", active_rounds, integer=True)
     if active_queries and unlabeled is None:
         raise ValueError("`active_queries` picks from the unlabeled pool: pass `unlabeled=`")
     shape = tuple(oracle.input_shape)
@@ -361,13 +367,14 @@ def steal(oracle, queries, *, student="lenet5", loss: str = "kl", temperature: f
     hist = distiller.fit(xs, ys, epochs=int(epochs), batch_size=int(batch_size), shuffle=True,
                          verbose=fit_verbose)
     history = {"distill_loss": [float(v) for v in hist.history["loss"]]}
-    if active_queries:
-        x_q, answers = _active_round(oracle, net, pool, x_q, answers, int(active_queries), rng)
+    sizes = [len(a) for a in np.array_split(np.arange(active_queries), active_rounds)] if active_queries else []
+    for i, n_round in enumerate(s for s in sizes if s):
+        x_q, answers = _active_round(oracle, net, pool, x_q, answers, n_round, rng)
         y_q = _packed(answers, True)
         xs, ys = _repeat_to([x_q, y_q], _MIN_EPOCH_SAMPLES, rng)
         hist = distiller.fit(xs, ys, epochs=int(epochs), batch_size=int(batch_size), shuffle=True,
                              verbose=fit_verbose)
-        history["active_distill_loss"] = [float(v) for v in hist.history["loss"]]
+        history[f"active_distill_loss_{i + 1}"] = [float(v) for v in hist.history["loss"]]
     result = StealResult(net, loss, float(temperature), int(len(x_q)), 0.0, history=history)
     if eval_data is not None:
         m = evaluate_student(net, oracle.victim, *eval_data, transfer_samples=0)
@@ -376,6 +383,8 @@ def steal(oracle, queries, *, student="lenet5", loss: str = "kl", temperature: f
     if semi_supervised is not None:
         cfg = semi_supervised
         sub = pool if len(pool) <= cfg.pool_size else pool[rng.choice(len(pool), cfg.pool_size, replace=False)]
+        if cfg.learning_rate is not None:
+            distiller.optimizer.learning_rate.assign(cfg.learning_rate)
         bar = progbar(cfg.rounds, verbose=verbose, unit_name="round")
         history["self_training_loss"] = []
         for r in range(1, cfg.rounds + 1):

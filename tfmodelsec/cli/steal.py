@@ -68,8 +68,8 @@ def run(args) -> int:
                      steal_options={"epochs": args.epochs, "temperature": args.temperature},
                      out_dir=out, verbose=0 if args.quiet else 1)
     payload = {"victim": victim.describe(), "dataset": data.name, "pool": len(pool), "eval_samples": n_eval,
-               "self_training": not args.no_self_training, "active_share": args.active_share, "seed": args.seed, "seconds": round(timer.seconds, 2),
-               "rows": rows, "summary": summarize(rows)}
+               "self_training": not args.no_self_training, "active_share": args.active_share,
+               "seed": args.seed, "seconds": round(timer.seconds, 2), "rows": rows, "summary": summarize(rows)}
     write_json(out / "steal.json", payload)
     ref = None
     if data.name == "mnist":
