@@ -25,11 +25,11 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS, SAVED, setup_keras_home, write_result  # noqa: E402
+from _common import RESULTS, SAVED, setup_keras_home, write_result
 
 setup_keras_home()
 
-import numpy as np  # noqa: E402
+import numpy as np
 
 BUDGETS = [50, 150, 200, 300, 600]
 GOALS = {50: 0.90, 150: 0.95, 600: 0.98}
@@ -84,7 +84,7 @@ def art_runs(victim, pool, budgets, eval_data, seed, epochs_samples):
     for name in ("CopycatCNN", "KnockoffNets"):
         for budget in budgets:
             oracle = BlackBox(victim, budget=budget)
-            target = BlackBoxClassifier(lambda x: oracle(x.astype(np.float32)), victim.input_shape, 10,
+            target = BlackBoxClassifier(lambda x, _o=oracle: _o(x.astype(np.float32)), victim.input_shape, 10,
                                         clip_values=(0.0, 1.0))
             set_seed(seed)
             student = build_model("lenet5", victim.input_shape, 10)
@@ -108,8 +108,8 @@ def art_runs(victim, pool, budgets, eval_data, seed, epochs_samples):
                                            clip_values=(0.0, 1.0))
             # the same number of training samples as our distillation stage
             nb_epochs = int(np.ceil(epochs_samples / budget))
-            common = dict(batch_size_fit=64, batch_size_query=budget, nb_epochs=nb_epochs, nb_stolen=budget,
-                          use_probability=True)
+            common = {"batch_size_fit": 64, "batch_size_query": budget, "nb_epochs": nb_epochs,
+                      "nb_stolen": budget, "use_probability": True}
             attack = (CopycatCNN(target, **common) if name == "CopycatCNN"
                       else KnockoffNets(target, sampling_strategy="random", verbose=False, **common))
             x = pool[np.random.default_rng(seed).choice(len(pool), budget, replace=False)]
@@ -120,7 +120,7 @@ def art_runs(victim, pool, budgets, eval_data, seed, epochs_samples):
                 m = evaluate_student(stolen.model, victim, *eval_data)
                 rows.append({"method": name, "budget": budget, "seed": seed, "queries_used": oracle.queries_used,
                              "seconds": round(seconds, 2), "nb_epochs": nb_epochs, **m})
-            except Exception as exc:  # report, don't hide: ART + Keras 3 may disagree
+            except Exception as exc:  # noqa: BLE001 - report, don't hide: ART + Keras 3 may disagree
                 rows.append({"method": name, "budget": budget, "error": f"{type(exc).__name__}: {exc}"[:300]})
             print(f"[art] {rows[-1]}", flush=True)
     return rows
@@ -148,9 +148,9 @@ def markdown(payload):
 
     n = payload["seeds"]
     lines = ["# Model stealing: LeNet-5 on MNIST", "",
-             f"Victim `{payload['victim']}` (test accuracy {payload['victim_accuracy']:.2%}); student LeNet-5; "
-             f"pool: the 60,000 MNIST training images, labels unused; evaluation: {payload['eval_samples']} "
-             f"MNIST test images. KL loss (tau = 4) unless stated. {payload['design']}", "",
+             (f"Victim `{payload['victim']}` (test accuracy {payload['victim_accuracy']:.2%}); student LeNet-5; "
+              f"pool: the 60,000 MNIST training images, labels unused; evaluation: {payload['eval_samples']} "
+              f"MNIST test images. KL loss (tau = 4) unless stated. {payload['design']}"), "",
              "## Accuracy vs queries", "", head,
              "| paper DRMI (LeNet-5) | " + " | ".join(f"{PAPER_DRMI_LENET5[b][0]:.2%}" for b in budgets) + " |",
              "| issue goal | " + " | ".join(f"≥ {GOALS[b]:.0%}" if b in GOALS else "" for b in budgets) + " |",
@@ -225,8 +225,8 @@ def main():
     selection = {"candidates": 2000 if args.quick else 5000, "restarts": 8}
     restart_candidates = 1000 if args.quick else 2000
     cache = RESULTS.parent / "cache"
-    common = dict(eval_data=eval_data, selection=selection, cache_dir=cache)
-    plain = dict(common, semi_supervised=False)
+    common = {"eval_data": eval_data, "selection": selection, "cache_dir": cache}
+    plain = {**common, "semi_supervised": False}
 
     mi_seconds = mi_timing(pool, [1000, 2000] if args.quick else [1000, 2000, 5000, 10000])
     restarts = restarts_effect(pool, 150, restart_candidates, [1, 4, 8, 32])
@@ -278,7 +278,7 @@ def main():
     name = "stealing_quick" if args.quick else "stealing"
     write_result(name, payload, markdown(payload))
     ref = {"DRMI paper": {b: v[0] for b, v in PAPER_DRMI_LENET5.items()}}
-    curve_rows = [dict(r, label=f"{r['method']}, {r['attack']}") for r in rows
+    curve_rows = [{**r, "label": f"{r['method']}, {r['attack']}"} for r in rows
                   if r["loss"] == "kl" and r["method"] in ("drmi", "random")]
     fig = plotting.steal_curves_figure(curve_rows, group=("label",), reference=ref,
                                        title="LeNet-5 / MNIST: student accuracy vs queries (KL)")

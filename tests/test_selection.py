@@ -122,11 +122,11 @@ def test_drmi_prefers_low_mutual_information(digits):
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        (dict(n=10, method="bogus"), "method"),
-        (dict(n=0), "`n`"),
-        (dict(n=1000), "`n`"),
-        (dict(n=5, candidates=0), "candidates"),
-        (dict(n=5, input_shape=(28, 28, 1)), "shape"),
+        ({"n": 10, "method": "bogus"}, "method"),
+        ({"n": 0}, "`n`"),
+        ({"n": 1000}, "`n`"),
+        ({"n": 5, "candidates": 0}, "candidates"),
+        ({"n": 5, "input_shape": (28, 28, 1)}, "shape"),
     ],
     ids=["method", "n-zero", "n-over-pool", "candidates", "shape"],
 )

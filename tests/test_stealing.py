@@ -116,12 +116,12 @@ def test_transferability_is_zero_without_perturbation(digits, digits_victim):
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        (dict(loss="bogus"), "loss"),
-        (dict(temperature=0), "temperature"),
-        (dict(epochs=0), "epochs"),
-        (dict(semi_supervised=True), "unlabeled"),
-        (dict(semi_supervised="yes", unlabeled=np.zeros((5, 4), np.float32)), "semi_supervised"),
-        (dict(unlabeled=np.zeros((5, 3), np.float32)), "unlabeled"),
+        ({"loss": "bogus"}, "loss"),
+        ({"temperature": 0}, "temperature"),
+        ({"epochs": 0}, "epochs"),
+        ({"semi_supervised": True}, "unlabeled"),
+        ({"semi_supervised": "yes", "unlabeled": np.zeros((5, 4), np.float32)}, "semi_supervised"),
+        ({"unlabeled": np.zeros((5, 3), np.float32)}, "unlabeled"),
     ],
     ids=["loss", "temperature", "epochs", "ssl-no-pool", "ssl-type", "pool-shape"],
 )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["image_grid", "confusion_matrix_figure", "close", "steal_curves_figure"]
+__all__ = ["image_grid", "confusion_matrix_figure", "close", "steal_curves_figure"]  # noqa: RUF022
 
 
 def _figure(figsize):

@@ -27,7 +27,7 @@ import numpy as np
 
 from tfmodelsec.utils import check_choice, check_positive
 
-__all__ = ["select_queries", "SELECTION_METHODS", "check_pool"]
+__all__ = ["SELECTION_METHODS", "check_pool", "select_queries"]
 
 SELECTION_METHODS = ("random", "drmi", "neuron_trace", "correlation", "class_probability")
 # The pairwise methods build an n x n matrix: above this many candidates, a seeded

@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
-from tfmodelsec.cli._common import (CliError, add_common_run_arguments, add_dataset_argument, add_parser,
-                                    add_victim_argument, load_data_arg, load_victim_arg, parse_int_list)
+from tfmodelsec.cli._common import (
+    CliError,
+    add_common_run_arguments,
+    add_dataset_argument,
+    add_parser,
+    add_victim_argument,
+    load_data_arg,
+    load_victim_arg,
+    parse_int_list,
+)
 
 EXAMPLE = ("tfmodelsec steal saved_models/lenet5_mnist.h5 --dataset mnist --queries 50,150,200,300,600 "
            "--select drmi --loss kl --out runs/steal")
