@@ -32,6 +32,9 @@ setup_keras_home()
 import numpy as np
 
 BUDGETS = [50, 150, 200, 300, 600]
+# The one-seed comparisons (baselines, losses, ART) at fewer budgets: the CPU is shared.
+SECONDARY_BUDGETS = [50, 150, 600]
+BASELINES = ("neuron_trace", "correlation", "class_probability")
 GOALS = {50: 0.90, 150: 0.95, 600: 0.98}
 
 
@@ -74,7 +77,6 @@ def art_runs(victim, pool, budgets, eval_data, seed, epochs_samples):
     import tensorflow as tf
     from art.attacks.extraction import CopycatCNN, KnockoffNets
     from art.estimators.classification import BlackBoxClassifier, TensorFlowV2Classifier
-
     from tfmodelsec.attacks.stealing import evaluate_student
     from tfmodelsec.models.zoo import build_model
     from tfmodelsec.oracle import BlackBox
@@ -205,11 +207,16 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="smoke run: 1 seed, 2 budgets, small pools")
     ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--extra", action="store_true",
+                    help="only the follow-up: DRMI on normalised MI, and the full attack with random instead of "
+                         "DRMI (seed 0, budgets 50/150/600) -> results/stealing_extra.json")
     args = ap.parse_args()
+    if args.extra:
+        return extra()
 
     from tfmodelsec import plotting
     from tfmodelsec.attacks.stealing import SemiSupervised
-    from tfmodelsec.attacks.stealing_sweep import PAPER_DRMI_LENET5, summarize, sweep
+    from tfmodelsec.attacks.stealing_sweep import PAPER_DRMI_LENET5, sweep
     from tfmodelsec.data import load_dataset
     from tfmodelsec.models import load_victim
 
@@ -228,19 +235,91 @@ def main():
     common = {"eval_data": eval_data, "selection": selection, "cache_dir": cache}
     plain = {**common, "semi_supervised": False}
 
-    mi_seconds = mi_timing(pool, [1000, 2000] if args.quick else [1000, 2000, 5000, 10000])
-    restarts = restarts_effect(pool, 150, restart_candidates, [1, 4, 8, 32])
+    name = "stealing_quick" if args.quick else "stealing"
+    side = [50, 600] if args.quick else SECONDARY_BUDGETS
+    rows, art, mi_seconds, restarts = [], [], {}, []
+
+    def save(stage):
+        payload = _payload(args, victim, eval_data, budgets, seeds, ssl, selection, restart_candidates, side,
+                           rows, art, mi_seconds, restarts, start, stage)
+        write_result(name, payload, markdown(payload))
+        return payload
+
     # 1. selection methods, plain distillation (the paper's setting): DRMI vs random, seeds
-    rows = sweep(victim, pool, budgets, methods=("drmi", "random"), seeds=seeds, **plain)
+    rows += sweep(victim, pool, budgets, methods=("drmi", "random"), seeds=seeds, **plain)
+    save("selection")
     # 2. the full attack: half DRMI, half uncertainty-sampled, then self-training, seeds
     rows += sweep(victim, pool, budgets, methods=("drmi",), seeds=seeds, semi_supervised=ssl, active_share=0.5,
                   **common)
-    # 3. secondary comparisons, one seed
-    rows += sweep(victim, pool, budgets, methods=("drmi",), seeds=(0,), semi_supervised=ssl, **common)
-    baselines = ("neuron_trace", "correlation", "class_probability")
-    rows += sweep(victim, pool, budgets, methods=baselines, seeds=(0,), **plain)
-    rows += sweep(victim, pool, budgets, methods=("random",), losses=("mse", "hard"), seeds=(0,), **plain)
-    art = art_runs(victim, pool, budgets, eval_data, 0, epochs_samples=30 * 2048)
+    save("full attack")
+    # 3. secondary comparisons, one seed, fewer budgets
+    rows += sweep(victim, pool, side, methods=BASELINES, seeds=(0,), **plain)
+    rows += sweep(victim, pool, side, methods=("random",), losses=("mse", "hard"), seeds=(0,), **plain)
+    rows += sweep(victim, pool, side, methods=("drmi",), seeds=(0,), semi_supervised=ssl, **common)
+    save("secondary")
+    art += art_runs(victim, pool, side, eval_data, 0, epochs_samples=30 * 2048)
+    save("art")
+    restarts += restarts_effect(pool, 150, restart_candidates, [1, 4, 8, 32])
+    mi_seconds.update(mi_timing(pool, [1000, 2000] if args.quick else [1000, 2000, 5000, 10000]))
+    payload = save("done")
+    ref = {"DRMI paper": {b: v[0] for b, v in PAPER_DRMI_LENET5.items()}}
+    curve_rows = [{**r, "label": f"{r['method']}, {r['attack']}"} for r in rows
+                  if r["loss"] == "kl" and r["method"] in ("drmi", "random") and r["attack"] != "self-training"]
+    fig = plotting.steal_curves_figure(curve_rows, group=("label",), reference=ref,
+                                       title="LeNet-5 / MNIST: student accuracy vs queries (KL)")
+    fig.savefig(RESULTS / f"{name}.png", dpi=110, bbox_inches="tight")
+    plotting.close(fig)
+    print(f"done in {payload['total_seconds']} s; goals: {payload['goals']}")
+
+
+def extra():
+    """Follow-up to the main run: why DRMI trails random, and the full attack without DRMI."""
+    from tfmodelsec.attacks.stealing import SemiSupervised
+    from tfmodelsec.attacks.stealing_sweep import sweep
+    from tfmodelsec.data import load_dataset
+    from tfmodelsec.models import load_victim
+
+    start = time.perf_counter()
+    data = load_dataset("mnist")
+    victim = load_victim(_victim_path())
+    eval_data = (data.x_test, data.y_test)
+    pool, budgets = data.x_train, SECONDARY_BUDGETS
+    common = {"eval_data": eval_data, "cache_dir": RESULTS.parent / "cache", "seeds": (0,)}
+    cls_hist = {}
+    rows = []
+    for normalize in (False, True):
+        sel = {"candidates": 5000, "restarts": 8, "normalize": normalize}
+        label = "drmi_normalized" if normalize else "drmi"
+        from tfmodelsec.attacks.selection import select_queries
+
+        cls_hist[label] = {b: np.bincount(data.y_train[select_queries(pool, b, method="drmi", seed=0,
+                                                                      cache_dir=common["cache_dir"], **sel)],
+                                          minlength=10).tolist() for b in budgets}
+        if normalize:
+            new = sweep(victim, pool, budgets, methods=("drmi",), semi_supervised=False, selection=sel, **common)
+            rows += [{**r, "method": label} for r in new]
+    rows += sweep(victim, pool, budgets, methods=("random",), semi_supervised=SemiSupervised(), active_share=0.5,
+                  **common)
+    payload = {"budgets": budgets, "class_histograms": cls_hist, "rows": rows,
+               "note": "seed 0; compare with stealing.json (DRMI / random distillation only, and the full attack "
+                       "with half DRMI)", "total_seconds": round(time.perf_counter() - start, 1)}
+    md = ["# Stealing follow-up (seed 0)", "", "Class histogram of the DRMI picks (digits 0-9):", "",
+          "| selection | " + " | ".join(str(b) for b in budgets) + " |", "|---|" + "---|" * len(budgets)]
+    md += [f"| {k} | " + " | ".join(str(v[b]) for b in budgets) + " |" for k, v in cls_hist.items()]
+    md += ["", "| attack | " + " | ".join(str(b) for b in budgets) + " |", "|---|" + "---|" * len(budgets)]
+    for label, attack in (("drmi_normalized", "distillation"), ("random", "active+self-training")):
+        md.append(f"| {label}, {attack} | " + " | ".join(
+            next((f"{r['accuracy']:.2%}" for r in rows if r["method"] == label and r["attack"] == attack
+                  and r["budget"] == b), "-") for b in budgets) + " |")
+    write_result("stealing_extra", payload, "\n".join(md) + "\n")
+    print(f"extra done in {payload['total_seconds']} s")
+
+
+def _payload(args, victim, eval_data, budgets, seeds, ssl, selection, restart_candidates, side, rows, art,
+             mi_seconds, restarts, start, stage):
+    import os
+
+    from tfmodelsec.attacks.stealing_sweep import PAPER_DRMI_LENET5, summarize
 
     summary = summarize(rows)
     ours = {r["budget"]: r for r in rows if r["attack"] == "distillation" and r["method"] == "random"
@@ -255,15 +334,18 @@ def main():
         goals[b] = {"goal": g, "mean_accuracy": None if e is None else e["accuracy"],
                     "std": None if e is None else e["accuracy_std"],
                     "met": None if e is None else e["accuracy"] >= g}
+    n_eval = len(eval_data[1])
     payload = {
+        "stage": stage, "load_average": os.getloadavg(),
         "victim": str(_victim_path().name), "victim_accuracy": victim.accuracy(*eval_data),
         "budgets": budgets, "seeds": len(seeds), "eval_samples": n_eval, "quick": args.quick,
-        "methods_baselines": list(baselines), "restart_candidates": restart_candidates,
+        "methods_baselines": list(BASELINES), "restart_candidates": restart_candidates,
+        "secondary_budgets": side,
         "design": ("To fit ~20 min on 2 shared CPU cores: DRMI / correlation / class-probability search a "
                    f"seeded random subset of {selection['candidates']} pool images ({selection['restarts']} "
                    f"restarts); self-training uses a seeded {ssl.pool_size}-image subset of the pool "
                    f"({ssl.rounds} rounds x {ssl.epochs} epochs); baselines, losses, DRMI+self-training "
-                   "without active queries and ART run seed 0 only."),
+                   f"without active queries and ART run seed 0 only, at budgets {side}."),
         "attack": {"student": "lenet5", "loss": "kl", "temperature": 4.0, "epochs": 30, "learning_rate": 3e-3,
                    "augment": "random shifts (10%) and rotations (~14 deg) of the training images",
                    "full_attack": "half the budget by DRMI, distill, half by least-margin uncertainty "
@@ -275,16 +357,7 @@ def main():
         "goals": goals, "mi_seconds": mi_seconds, "restarts": restarts, "summary": summary, "rows": rows,
         "art": art, "total_seconds": round(time.perf_counter() - start, 1),
     }
-    name = "stealing_quick" if args.quick else "stealing"
-    write_result(name, payload, markdown(payload))
-    ref = {"DRMI paper": {b: v[0] for b, v in PAPER_DRMI_LENET5.items()}}
-    curve_rows = [{**r, "label": f"{r['method']}, {r['attack']}"} for r in rows
-                  if r["loss"] == "kl" and r["method"] in ("drmi", "random")]
-    fig = plotting.steal_curves_figure(curve_rows, group=("label",), reference=ref,
-                                       title="LeNet-5 / MNIST: student accuracy vs queries (KL)")
-    fig.savefig(RESULTS / f"{name}.png", dpi=110, bbox_inches="tight")
-    plotting.close(fig)
-    print(f"done in {payload['total_seconds']} s; goals: {goals}")
+    return payload
 
 
 if __name__ == "__main__":
