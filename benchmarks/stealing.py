@@ -3,11 +3,12 @@
 Claims measured in one run (victim saved_models/lenet5_mnist.h5, student LeNet-5,
 pool = MNIST training images without labels, evaluation on the MNIST test set):
 
-1. main grid: DRMI vs random selection, KL distillation + self-training on the
-   unlabeled pool, budgets 50/150/200/300/600, >= 3 seeds (mean +- std);
-2. the paper's baselines (neuron trace, correlation matrix, class probability),
-   one seed, same pipeline;
-3. MSE vs KL vs hard labels (random queries), one seed;
+1. DRMI vs random selection with plain KL distillation (the paper's setting),
+   budgets 50/150/200/300/600, >= 3 seeds (mean +- std);
+2. the full attack for the issue's goals: half the budget by DRMI, half by
+   uncertainty sampling, then self-training on the unlabeled pool, >= 3 seeds;
+3. one seed: DRMI + self-training without active queries, the paper's baselines
+   (neuron trace, correlation matrix, class probability), MSE vs KL vs hard labels;
 4. ART 1.20 CopycatCNN and KnockoffNets with the same student architecture and
    the same query budgets (random queries), accuracy and time ratios;
 5. MI-matrix time for 1k/2k/5k/10k pools (target: 10k <= 30 s on 2 CPU cores);
@@ -24,13 +25,16 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS, SAVED, setup_keras_home, write_result  # noqa: E402
+from _common import RESULTS, SAVED, setup_keras_home, write_result
 
 setup_keras_home()
 
-import numpy as np  # noqa: E402
+import numpy as np
 
 BUDGETS = [50, 150, 200, 300, 600]
+# The one-seed comparisons (baselines, losses, ART) at fewer budgets: the CPU is shared.
+SECONDARY_BUDGETS = [50, 150, 600]
+BASELINES = ("neuron_trace", "correlation", "class_probability")
 GOALS = {50: 0.90, 150: 0.95, 600: 0.98}
 
 
@@ -73,7 +77,6 @@ def art_runs(victim, pool, budgets, eval_data, seed, epochs_samples):
     import tensorflow as tf
     from art.attacks.extraction import CopycatCNN, KnockoffNets
     from art.estimators.classification import BlackBoxClassifier, TensorFlowV2Classifier
-
     from tfmodelsec.attacks.stealing import evaluate_student
     from tfmodelsec.models.zoo import build_model
     from tfmodelsec.oracle import BlackBox
@@ -83,7 +86,7 @@ def art_runs(victim, pool, budgets, eval_data, seed, epochs_samples):
     for name in ("CopycatCNN", "KnockoffNets"):
         for budget in budgets:
             oracle = BlackBox(victim, budget=budget)
-            target = BlackBoxClassifier(lambda x: oracle(x.astype(np.float32)), victim.input_shape, 10,
+            target = BlackBoxClassifier(lambda x, _o=oracle: _o(x.astype(np.float32)), victim.input_shape, 10,
                                         clip_values=(0.0, 1.0))
             set_seed(seed)
             student = build_model("lenet5", victim.input_shape, 10)
@@ -107,8 +110,8 @@ def art_runs(victim, pool, budgets, eval_data, seed, epochs_samples):
                                            clip_values=(0.0, 1.0))
             # the same number of training samples as our distillation stage
             nb_epochs = int(np.ceil(epochs_samples / budget))
-            common = dict(batch_size_fit=64, batch_size_query=budget, nb_epochs=nb_epochs, nb_stolen=budget,
-                          use_probability=True)
+            common = {"batch_size_fit": 64, "batch_size_query": budget, "nb_epochs": nb_epochs,
+                      "nb_stolen": budget, "use_probability": True}
             attack = (CopycatCNN(target, **common) if name == "CopycatCNN"
                       else KnockoffNets(target, sampling_strategy="random", verbose=False, **common))
             x = pool[np.random.default_rng(seed).choice(len(pool), budget, replace=False)]
@@ -119,67 +122,83 @@ def art_runs(victim, pool, budgets, eval_data, seed, epochs_samples):
                 m = evaluate_student(stolen.model, victim, *eval_data)
                 rows.append({"method": name, "budget": budget, "seed": seed, "queries_used": oracle.queries_used,
                              "seconds": round(seconds, 2), "nb_epochs": nb_epochs, **m})
-            except Exception as exc:  # report, don't hide: ART + Keras 3 may disagree
+            except Exception as exc:  # noqa: BLE001 - report, don't hide: ART + Keras 3 may disagree
                 rows.append({"method": name, "budget": budget, "error": f"{type(exc).__name__}: {exc}"[:300]})
             print(f"[art] {rows[-1]}", flush=True)
     return rows
 
 
 def _fmt(entry, key="accuracy"):
-    if entry is None or key not in entry:
+    if entry is None or entry.get(key) is None:
         return "-"
     s = f"{entry[key]:.2%}"
     return s + (f" ± {entry[key + '_std']:.2%}" if entry.get("seeds", 1) > 1 else "")
 
 
+FULL = "active+self-training"
+
+
 def markdown(payload):
     from tfmodelsec.attacks.stealing_sweep import PAPER_DRMI_LENET5
 
-    summ = {(e["method"], e["loss"], e["budget"]): e for e in payload["summary"]}
+    summ = {(e["attack"], e["method"], e["loss"], e["budget"]): e for e in payload["summary"]}
     budgets = payload["budgets"]
     head = "| | " + " | ".join(str(b) for b in budgets) + " |\n|---|" + "---|" * len(budgets)
+
+    def row(label, attack, method, loss="kl", key="accuracy"):
+        return f"| {label} | " + " | ".join(_fmt(summ.get((attack, method, loss, b)), key) for b in budgets) + " |"
+
+    n = payload["seeds"]
     lines = ["# Model stealing: LeNet-5 on MNIST", "",
-             f"Victim `{payload['victim']}` (test accuracy {payload['victim_accuracy']:.2%}); student LeNet-5; "
-             f"pool: MNIST training images, labels unused; evaluation: {payload['eval_samples']} MNIST test images. "
-             f"Main grid: {payload['seeds']} seeds, mean ± std. {payload['design']}", "",
-             "## Accuracy vs queries (KL, τ = 4)", "", head,
+             (f"Victim `{payload['victim']}` (test accuracy {payload['victim_accuracy']:.2%}); student LeNet-5; "
+              f"pool: the 60,000 MNIST training images, labels unused; evaluation: {payload['eval_samples']} "
+              f"MNIST test images. KL loss (tau = 4) unless stated. {payload['design']}"), "",
+             "## Accuracy vs queries", "", head,
              "| paper DRMI (LeNet-5) | " + " | ".join(f"{PAPER_DRMI_LENET5[b][0]:.2%}" for b in budgets) + " |",
-             "| issue goal | " + " | ".join(f"≥ {GOALS[b]:.0%}" if b in GOALS else "" for b in budgets) + " |"]
-    for method in payload["methods_main"]:
-        lines.append(f"| {method} + self-training | " + " | ".join(_fmt(summ.get((method, 'kl', b))) for b in budgets)
-                     + " |")
-        lines.append(f"| {method}, distillation only | "
-                     + " | ".join(_fmt(summ.get((method, 'kl', b)), 'distill_accuracy') for b in budgets) + " |")
+             "| issue goal | " + " | ".join(f"≥ {GOALS[b]:.0%}" if b in GOALS else "" for b in budgets) + " |",
+             row(f"**ours: ½ DRMI + ½ active, + self-training** ({n} seeds)", FULL, "drmi"),
+             row("DRMI + self-training, no active queries (1 seed)", "self-training", "drmi"),
+             row(f"DRMI, distillation only ({n} seeds)", "distillation", "drmi"),
+             row(f"random, distillation only ({n} seeds)", "distillation", "random")]
     for method in payload["methods_baselines"]:
-        lines.append(f"| {method} + self-training (1 seed) | "
-                     + " | ".join(_fmt(summ.get((method, 'kl', b))) for b in budgets) + " |")
-    lines += ["", "## Transferability (FGSM eps 0.3 on the student, share fooling the victim)", "", head,
-              "| paper DRMI (LeNet-5) | " + " | ".join(f"{PAPER_DRMI_LENET5[b][1]:.2%}" for b in budgets) + " |"]
-    for method in payload["methods_main"]:
-        lines.append(f"| {method} | " + " | ".join(_fmt(summ.get((method, 'kl', b)), 'transferability')
-                                                 for b in budgets) + " |")
-    lines += ["", "## Loss (random queries, 1 seed): final / distillation only", "", head]
+        lines.append(row(f"{method}, distillation only (1 seed)", "distillation", method))
+    lines += ["", "## Transferability (FGSM eps 0.3 crafted on the student; share that fools the victim)", "",
+              head,
+              "| paper DRMI (LeNet-5) | " + " | ".join(f"{PAPER_DRMI_LENET5[b][1]:.2%}" for b in budgets) + " |",
+              row("ours: ½ DRMI + ½ active, + self-training", FULL, "drmi", key="transferability"),
+              row("DRMI, distillation only", "distillation", "drmi", key="transferability"),
+              row("random, distillation only", "distillation", "random", key="transferability"),
+              "", "## Fidelity (agreement with the victim on the test set)", "", head,
+              row("ours: ½ DRMI + ½ active, + self-training", FULL, "drmi", key="fidelity"),
+              row("DRMI, distillation only", "distillation", "drmi", key="fidelity"),
+              "", "## Loss (random queries, distillation only, seed 0)", "", head]
     for loss in ("kl", "mse", "hard"):
         cells = []
         for b in budgets:
-            e = summ.get(("random", loss, b))
-            cells.append("-" if e is None else f"{e['accuracy']:.2%} / {e['distill_accuracy']:.2%}")
+            r = next((r for r in payload["rows"] if r["attack"] == "distillation" and r["method"] == "random"
+                      and r["loss"] == loss and r["budget"] == b and r["seed"] == 0), None)
+            cells.append("-" if r is None else f"{r['accuracy']:.2%}")
         lines.append(f"| {loss} | " + " | ".join(cells) + " |")
-    lines += ["", "## ART with the same student (random queries, distillation only, 1 seed)", "", head]
+    lines += ["", "## ART 1.20 with the same student (random queries, seed 0)", "",
+              "Accuracy (seconds); ours = random queries, KL distillation only, same student, seed 0.", "", head]
     for name in ("CopycatCNN", "KnockoffNets"):
         cells = []
         for b in budgets:
             r = next((r for r in payload["art"] if r["method"] == name and r["budget"] == b), None)
             cells.append("-" if r is None else (r.get("error", "")[:40] or f"{r['accuracy']:.2%} ({r['seconds']}s)"))
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    lines += ["", "Ours, distillation only, random, seed 0: " + ", ".join(
-        f"{b}: {r['distill_accuracy']:.2%}" for b in budgets for r in payload["rows"]
-        if r["method"] == "random" and r["loss"] == "kl" and r["budget"] == b and r["seed"] == 0),
-        "", "## MI matrix time (levels 8, 2 CPU cores shared)", "",
-        "| pool | " + " | ".join(str(n) for n in payload["mi_seconds"]) + " |",
-        "|---|" + "---|" * len(payload["mi_seconds"]),
-        "| seconds | " + " | ".join(str(v) for v in payload["mi_seconds"].values()) + " |", "",
-        "## DRMI restarts (Algorithm 1)", "", "| restarts | cost H | seconds |", "|---|---|---|"]
+    cells = []
+    for b in budgets:
+        r = next((r for r in payload["rows"] if r["attack"] == "distillation" and r["method"] == "random"
+                  and r["loss"] == "kl" and r["budget"] == b and r["seed"] == 0), None)
+        cells.append("-" if r is None else f"{r['accuracy']:.2%} ({r['seconds']:.1f}s)")
+    lines.append("| ours | " + " | ".join(cells) + " |")
+    lines += ["", "## MI matrix time (8 gray levels, 2 CPU cores shared with other jobs)", "",
+              "| pool | " + " | ".join(str(k) for k in payload["mi_seconds"]) + " |",
+              "|---|" + "---|" * len(payload["mi_seconds"]),
+              "| seconds | " + " | ".join(str(v) for v in payload["mi_seconds"].values()) + " |", "",
+              f"## DRMI restarts (Algorithm 1; k = 150 of {payload['restart_candidates']} candidates)", "",
+              "| restarts | cost H (summed MI) | seconds |", "|---|---|---|"]
     lines += [f"| {r['restarts']} | {r['cost']:.3f} | {r['seconds']} |" for r in payload["restarts"]]
     return "\n".join(lines) + "\n"
 
@@ -188,11 +207,16 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="smoke run: 1 seed, 2 budgets, small pools")
     ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--extra", action="store_true",
+                    help="only the follow-up: DRMI on normalised MI, and the full attack with random instead of "
+                         "DRMI (seed 0, budgets 50/150/600) -> results/stealing_extra.json")
     args = ap.parse_args()
+    if args.extra:
+        return extra()
 
     from tfmodelsec import plotting
     from tfmodelsec.attacks.stealing import SemiSupervised
-    from tfmodelsec.attacks.stealing_sweep import PAPER_DRMI_LENET5, summarize, sweep
+    from tfmodelsec.attacks.stealing_sweep import PAPER_DRMI_LENET5, sweep
     from tfmodelsec.data import load_dataset
     from tfmodelsec.models import load_victim
 
@@ -206,55 +230,134 @@ def main():
     pool = data.x_train
     ssl = SemiSupervised(pool_size=3000 if args.quick else 8000)
     selection = {"candidates": 2000 if args.quick else 5000, "restarts": 8}
+    restart_candidates = 1000 if args.quick else 2000
     cache = RESULTS.parent / "cache"
-    common = dict(eval_data=eval_data, selection=selection, cache_dir=cache, semi_supervised=ssl)
+    common = {"eval_data": eval_data, "selection": selection, "cache_dir": cache}
+    plain = {**common, "semi_supervised": False}
 
-    mi_seconds = mi_timing(pool, [1000, 2000] if args.quick else [1000, 2000, 5000, 10000])
-    restarts = restarts_effect(pool, 150, 1000 if args.quick else 5000, [1, 4, 8, 32])
-    rows = sweep(victim, pool, budgets, methods=("random", "drmi"), seeds=seeds, **common)
-    baselines = ("neuron_trace", "correlation", "class_probability")
-    rows += sweep(victim, pool, budgets, methods=baselines, seeds=(0,), **common)
-    rows += sweep(victim, pool, budgets, methods=("random",), losses=("mse", "hard"), seeds=(0,), **common)
-    art = art_runs(victim, pool, budgets, eval_data, 0, epochs_samples=30 * 2048)
+    name = "stealing_quick" if args.quick else "stealing"
+    side = [50, 600] if args.quick else SECONDARY_BUDGETS
+    rows, art, mi_seconds, restarts = [], [], {}, []
+
+    def save(stage):
+        payload = _payload(args, victim, eval_data, budgets, seeds, ssl, selection, restart_candidates, side,
+                           rows, art, mi_seconds, restarts, start, stage)
+        write_result(name, payload, markdown(payload))
+        return payload
+
+    # 1. selection methods, plain distillation (the paper's setting): DRMI vs random, seeds
+    rows += sweep(victim, pool, budgets, methods=("drmi", "random"), seeds=seeds, **plain)
+    save("selection")
+    # 2. the full attack: half DRMI, half uncertainty-sampled, then self-training, seeds
+    rows += sweep(victim, pool, budgets, methods=("drmi",), seeds=seeds, semi_supervised=ssl, active_share=0.5,
+                  **common)
+    save("full attack")
+    # 3. secondary comparisons, one seed, fewer budgets
+    rows += sweep(victim, pool, side, methods=BASELINES, seeds=(0,), **plain)
+    rows += sweep(victim, pool, side, methods=("random",), losses=("mse", "hard"), seeds=(0,), **plain)
+    rows += sweep(victim, pool, side, methods=("drmi",), seeds=(0,), semi_supervised=ssl, **common)
+    save("secondary")
+    art += art_runs(victim, pool, side, eval_data, 0, epochs_samples=30 * 2048)
+    save("art")
+    restarts += restarts_effect(pool, 150, restart_candidates, [1, 4, 8, 32])
+    mi_seconds.update(mi_timing(pool, [1000, 2000] if args.quick else [1000, 2000, 5000, 10000]))
+    payload = save("done")
+    ref = {"DRMI paper": {b: v[0] for b, v in PAPER_DRMI_LENET5.items()}}
+    curve_rows = [{**r, "label": f"{r['method']}, {r['attack']}"} for r in rows
+                  if r["loss"] == "kl" and r["method"] in ("drmi", "random") and r["attack"] != "self-training"]
+    fig = plotting.steal_curves_figure(curve_rows, group=("label",), reference=ref,
+                                       title="LeNet-5 / MNIST: student accuracy vs queries (KL)")
+    fig.savefig(RESULTS / f"{name}.png", dpi=110, bbox_inches="tight")
+    plotting.close(fig)
+    print(f"done in {payload['total_seconds']} s; goals: {payload['goals']}")
+
+
+def extra():
+    """Follow-up to the main run: why DRMI trails random, and the full attack without DRMI."""
+    from tfmodelsec.attacks.stealing import SemiSupervised
+    from tfmodelsec.attacks.stealing_sweep import sweep
+    from tfmodelsec.data import load_dataset
+    from tfmodelsec.models import load_victim
+
+    start = time.perf_counter()
+    data = load_dataset("mnist")
+    victim = load_victim(_victim_path())
+    eval_data = (data.x_test, data.y_test)
+    pool, budgets = data.x_train, SECONDARY_BUDGETS
+    common = {"eval_data": eval_data, "cache_dir": RESULTS.parent / "cache", "seeds": (0,)}
+    cls_hist = {}
+    rows = []
+    for normalize in (False, True):
+        sel = {"candidates": 5000, "restarts": 8, "normalize": normalize}
+        label = "drmi_normalized" if normalize else "drmi"
+        from tfmodelsec.attacks.selection import select_queries
+
+        cls_hist[label] = {b: np.bincount(data.y_train[select_queries(pool, b, method="drmi", seed=0,
+                                                                      cache_dir=common["cache_dir"], **sel)],
+                                          minlength=10).tolist() for b in budgets}
+        if normalize:
+            new = sweep(victim, pool, budgets, methods=("drmi",), semi_supervised=False, selection=sel, **common)
+            rows += [{**r, "method": label} for r in new]
+    rows += sweep(victim, pool, budgets, methods=("random",), semi_supervised=SemiSupervised(), active_share=0.5,
+                  **common)
+    payload = {"budgets": budgets, "class_histograms": cls_hist, "rows": rows,
+               "note": "seed 0; compare with stealing.json (DRMI / random distillation only, and the full attack "
+                       "with half DRMI)", "total_seconds": round(time.perf_counter() - start, 1)}
+    md = ["# Stealing follow-up (seed 0)", "", "Class histogram of the DRMI picks (digits 0-9):", "",
+          "| selection | " + " | ".join(str(b) for b in budgets) + " |", "|---|" + "---|" * len(budgets)]
+    md += [f"| {k} | " + " | ".join(str(v[b]) for b in budgets) + " |" for k, v in cls_hist.items()]
+    md += ["", "| attack | " + " | ".join(str(b) for b in budgets) + " |", "|---|" + "---|" * len(budgets)]
+    for label, attack in (("drmi_normalized", "distillation"), ("random", "active+self-training")):
+        md.append(f"| {label}, {attack} | " + " | ".join(
+            next((f"{r['accuracy']:.2%}" for r in rows if r["method"] == label and r["attack"] == attack
+                  and r["budget"] == b), "-") for b in budgets) + " |")
+    write_result("stealing_extra", payload, "\n".join(md) + "\n")
+    print(f"extra done in {payload['total_seconds']} s")
+
+
+def _payload(args, victim, eval_data, budgets, seeds, ssl, selection, restart_candidates, side, rows, art,
+             mi_seconds, restarts, start, stage):
+    import os
+
+    from tfmodelsec.attacks.stealing_sweep import PAPER_DRMI_LENET5, summarize
 
     summary = summarize(rows)
-    ours = {e["budget"]: e for e in summary if e["method"] == "random" and e["loss"] == "kl"}
-    for r in art:  # time and accuracy ratios against our distillation stage on the same budget
+    ours = {r["budget"]: r for r in rows if r["attack"] == "distillation" and r["method"] == "random"
+            and r["loss"] == "kl" and r["seed"] == 0}
+    for r in art:  # ratios against our plain distillation on the same budget, random queries, seed 0
         if "error" not in r and r["budget"] in ours:
-            r["accuracy_ratio_ours_distill_vs_art"] = ours[r["budget"]]["distill_accuracy"] / max(r["accuracy"], 1e-9)
-            r["accuracy_ratio_ours_final_vs_art"] = ours[r["budget"]]["accuracy"] / max(r["accuracy"], 1e-9)
+            r["accuracy_ratio_ours_vs_art"] = ours[r["budget"]]["accuracy"] / max(r["accuracy"], 1e-9)
             r["time_ratio_ours_vs_art"] = ours[r["budget"]]["seconds"] / max(r["seconds"], 1e-9)
     goals = {}
     for b, g in GOALS.items():
-        best = max((e["accuracy"] for e in summary if e["budget"] == b and e["loss"] == "kl"
-                    and e["method"] in ("random", "drmi")), default=None)
-        goals[b] = {"goal": g, "best_mean_accuracy": best, "met": None if best is None else best >= g}
+        e = next((e for e in summary if e["attack"] == FULL and e["budget"] == b), None)
+        goals[b] = {"goal": g, "mean_accuracy": None if e is None else e["accuracy"],
+                    "std": None if e is None else e["accuracy_std"],
+                    "met": None if e is None else e["accuracy"] >= g}
+    n_eval = len(eval_data[1])
     payload = {
+        "stage": stage, "load_average": os.getloadavg(),
         "victim": str(_victim_path().name), "victim_accuracy": victim.accuracy(*eval_data),
         "budgets": budgets, "seeds": len(seeds), "eval_samples": n_eval, "quick": args.quick,
-        "methods_main": ["drmi", "random"], "methods_baselines": list(baselines),
-        "design": ("To fit ~20 min on 2 shared CPU cores: DRMI / correlation / class-probability search a seeded "
-                   f"random subset of {selection['candidates']} pool images ({selection['restarts']} restarts); "
-                   f"self-training uses a seeded {ssl.pool_size}-image subset of the pool ({ssl.rounds} rounds x "
-                   f"{ssl.epochs} epochs); baselines, MSE/hard and ART run one seed."),
+        "methods_baselines": list(BASELINES), "restart_candidates": restart_candidates,
+        "secondary_budgets": side,
+        "design": ("To fit ~20 min on 2 shared CPU cores: DRMI / correlation / class-probability search a "
+                   f"seeded random subset of {selection['candidates']} pool images ({selection['restarts']} "
+                   f"restarts); self-training uses a seeded {ssl.pool_size}-image subset of the pool "
+                   f"({ssl.rounds} rounds x {ssl.epochs} epochs); baselines, losses, DRMI+self-training "
+                   f"without active queries and ART run seed 0 only, at budgets {side}."),
         "attack": {"student": "lenet5", "loss": "kl", "temperature": 4.0, "epochs": 30, "learning_rate": 3e-3,
-                   "augment": "random shifts (10%) and rotations (~14 deg)",
+                   "augment": "random shifts (10%) and rotations (~14 deg) of the training images",
+                   "full_attack": "half the budget by DRMI, distill, half by least-margin uncertainty "
+                                  "sampling from a 20,000-image pool subset, distill again, then self-training",
                    "semi_supervised": ssl.__dict__, "unlabeled_pool_queried": False,
-                   "transferability": "FGSM L-inf eps 0.3 on the student from 1000 test images the victim "
-                                      "classifies correctly; share the victim misclassifies"},
+                   "transferability": "FGSM L-inf eps 0.3 on the student from the first 1000 test images the "
+                                      "victim classifies correctly; share the victim then misclassifies"},
         "paper_drmi_lenet5": {b: {"accuracy": a, "transferability": t} for b, (a, t) in PAPER_DRMI_LENET5.items()},
         "goals": goals, "mi_seconds": mi_seconds, "restarts": restarts, "summary": summary, "rows": rows,
         "art": art, "total_seconds": round(time.perf_counter() - start, 1),
     }
-    name = "stealing_quick" if args.quick else "stealing"
-    write_result(name, payload, markdown(payload))
-    ref = {"DRMI paper": {b: v[0] for b, v in PAPER_DRMI_LENET5.items()}}
-    main_rows = [r for r in rows if r["loss"] == "kl"]
-    fig = plotting.steal_curves_figure(main_rows, group=("method",), reference=ref,
-                                       title="LeNet-5 / MNIST: accuracy vs queries (KL + self-training)")
-    fig.savefig(RESULTS / f"{name}.png", dpi=110, bbox_inches="tight")
-    plotting.close(fig)
-    print(f"done in {payload['total_seconds']} s; goals: {goals}")
+    return payload
 
 
 if __name__ == "__main__":

@@ -119,14 +119,24 @@ def test_drmi_prefers_low_mutual_information(digits):
     assert info["cost"] == pytest.approx(drmi.subset_cost(mi, idx), rel=1e-4)
 
 
+def test_normalized_drmi_is_deterministic_and_differs_in_cost(digits):
+    pool = digits.x_train[:200]
+    a, info = select_queries(pool, 15, method="drmi", seed=0, normalize=True, return_info=True)
+    np.testing.assert_array_equal(a, select_queries(pool, 15, method="drmi", seed=0, normalize=True))
+    mi = drmi.mutual_information_matrix(pool)
+    h = np.sqrt(np.diag(mi))
+    assert info["normalize"] is True
+    assert info["cost"] == pytest.approx(drmi.subset_cost(mi / h[:, None] / h[None, :], a), rel=1e-4)
+
+
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        (dict(n=10, method="bogus"), "method"),
-        (dict(n=0), "`n`"),
-        (dict(n=1000), "`n`"),
-        (dict(n=5, candidates=0), "candidates"),
-        (dict(n=5, input_shape=(28, 28, 1)), "shape"),
+        ({"n": 10, "method": "bogus"}, "method"),
+        ({"n": 0}, "`n`"),
+        ({"n": 1000}, "`n`"),
+        ({"n": 5, "candidates": 0}, "candidates"),
+        ({"n": 5, "input_shape": (28, 28, 1)}, "shape"),
     ],
     ids=["method", "n-zero", "n-over-pool", "candidates", "shape"],
 )

@@ -32,8 +32,15 @@ import numpy as np
 
 from tfmodelsec.utils import check_positive, progbar
 
-__all__ = ["quantize", "mutual_information_matrix", "greedy_initialization", "one_hot_replacement",
-           "drmi_subset", "subset_cost", "DrmiResult"]
+__all__ = [
+    "DrmiResult",
+    "drmi_subset",
+    "greedy_initialization",
+    "mutual_information_matrix",
+    "one_hot_replacement",
+    "quantize",
+    "subset_cost",
+]
 
 # Rows per block of the MI matrix: a (b, b, L-1, L-1) float32 block of counts
 # stays ~ 12 MB at b=256, L=8 while each matrix product is large enough to be efficient.

@@ -27,7 +27,7 @@ import numpy as np
 
 from tfmodelsec.utils import check_choice, check_positive
 
-__all__ = ["select_queries", "SELECTION_METHODS", "check_pool"]
+__all__ = ["SELECTION_METHODS", "check_pool", "select_queries"]
 
 SELECTION_METHODS = ("random", "drmi", "neuron_trace", "correlation", "class_probability")
 # The pairwise methods build an n x n matrix: above this many candidates, a seeded
@@ -121,6 +121,7 @@ def _class_probability(probs: np.ndarray, n: int, seed: int) -> np.ndarray:
 
 def select_queries(pool_x, n: int, *, method: str = "random", seed: int = 0, input_shape=None,
                    candidates: int | None = DEFAULT_CANDIDATES, levels: int = 8, restarts: int | None = 8,
+                   normalize: bool = False,
                    model=None, cache_dir=None, return_info: bool = False, verbose: int = 0):
     """Choose ``n`` pool samples to query (no query is made here).
 
@@ -135,6 +136,10 @@ def select_queries(pool_x, n: int, *, method: str = "random", seed: int = 0, inp
             (``None``: the whole pool; MI costs grow with its square).
         levels: gray levels for the MI histograms (``drmi``).
         restarts: DRMI starting points (Algorithm 1); ``None`` = every candidate, as in the paper.
+        normalize: ``drmi`` on normalised MI, ``MI(u, v) / sqrt(H(u) H(v))`` (not in the paper).
+            Plain MI is bounded by each image's entropy, so its minimum favours images
+            with little ink (on MNIST: many 1s and 7s, hardly any 8s); normalising removes
+            that pull.
         model: local model for ``neuron_trace`` / ``class_probability``.
         cache_dir: where ``drmi`` caches MI matrices (npz), e.g. across budgets.
         return_info: also return a dict describing the search (cost, seconds, candidates).
@@ -174,9 +179,12 @@ def select_queries(pool_x, n: int, *, method: str = "random", seed: int = 0, inp
     elif method == "drmi":
         mi = drmi.mutual_information_matrix(pool[cand], levels=levels, cache_dir=cache_dir, verbose=verbose)
         info["matrix_seconds"] = time.perf_counter() - start
+        if normalize:
+            h = np.sqrt(np.maximum(np.diag(mi), 1e-12))
+            mi = mi / h[:, None] / h[None, :]
         res = drmi.drmi_subset(mi, n, restarts=restarts, seed=seed, verbose=verbose)
         picked = cand[res.indices]
-        info.update(levels=levels, **res.to_dict())
+        info.update(levels=levels, normalize=bool(normalize), **res.to_dict())
         info.pop("starts")
     elif method == "correlation":
         corr = np.abs(np.corrcoef(pool[cand].reshape(len(cand), -1)))

@@ -11,17 +11,11 @@ pattern of Keras' ``Distiller``:
   temperature ``tau`` (``p_tau ~ p^(1/tau)``, the softmax of the victim's logits / tau);
 * ``"hard"`` - cross-entropy on the victim's top label.
 
-Semi-supervised use of the unlabeled pool (never queried): after the distillation
-stage, rounds of self-training (pseudo-labels, Lee 2013). In each round the
-student's most confident pool predictions (confidence >= ``threshold``, at most a
-growing per-class quota) and the queried samples (the victim's labels) become
-anchors; every pool image then takes the majority label of its ``neighbours``
-nearest anchors in pixel space (cosine), kept when that vote reaches
-``vote_share`` (label propagation: confident labels spread to the hard images
-near them, which the student alone would not label). The student is then fitted
-to these pseudo-labels under random shifts and rotations (consistency under
-augmentation: labels from clean images, training on augmented ones), while the
-queried samples keep their victim answers and stay in every round's mix.
+Beyond the paper: ``active_queries`` spends part of the budget on the pool images
+the student is least sure about (uncertainty sampling), and ``semi_supervised``
+self-trains the student on the unlabeled pool without querying it
+(:mod:`tfmodelsec.attacks.self_training`: pseudo-labels spread by label
+propagation, consistency under augmentation).
 
 Metrics (owner-side, through the victim directly; they spend no attacker queries):
 accuracy on labelled test data, fidelity (agreement with the victim's labels) and
@@ -36,9 +30,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from tfmodelsec.utils import check_choice, check_nonnegative, check_positive, check_probability, progbar
+from tfmodelsec.attacks.self_training import SemiSupervised, self_train
+from tfmodelsec.attacks.self_training import packed_targets as _packed
+from tfmodelsec.attacks.self_training import repeat_rows as _repeat_to
+from tfmodelsec.utils import check_choice, check_nonnegative, check_positive
 
-__all__ = ["steal", "StealResult", "SemiSupervised", "LOSSES", "evaluate_student", "audit_section"]
+__all__ = ["LOSSES", "SemiSupervised", "StealResult", "audit_section", "evaluate_student", "steal"]
 
 LOSSES = ("kl", "mse", "hard")
 # Tiny query sets (50 samples) still get this many samples per distillation epoch
@@ -48,42 +45,6 @@ _MIN_EPOCH_SAMPLES = 2048
 _ACTIVE_CANDIDATES = 20000
 # log(0) guard for probabilities that underflow.
 _EPS = 1e-7
-
-
-@dataclass(frozen=True)
-class SemiSupervised:
-    """Self-training on the attacker's unlabeled pool (no queries).
-
-    Args:
-        rounds: pseudo-labelling rounds after the distillation stage.
-        threshold: least student confidence for an anchor.
-        neighbours: anchors voting on each pool image's label.
-        vote_share: least share of the vote for a pseudo-label.
-        agree: keep only pseudo-labels on which the vote and the student agree (two
-            views whose errors differ: fewer wrong labels, at the cost of some hard images).
-        pool_size: unlabeled samples considered (a seeded subset of the pool).
-        epochs: epochs over the pseudo-labelled set per round.
-        query_share: the queried samples are repeated to make up about this share of
-            each round's training set, so their (trusted) answers are not swamped.
-    """
-
-    rounds: int = 3
-    threshold: float = 0.9
-    neighbours: int = 10
-    vote_share: float = 0.8
-    agree: bool = True
-    pool_size: int = 8000
-    epochs: int = 3
-    query_share: float = 0.25
-
-    def __post_init__(self):
-        check_positive("rounds", self.rounds, integer=True)
-        check_probability("threshold", self.threshold)
-        check_positive("neighbours", self.neighbours, integer=True)
-        check_probability("vote_share", self.vote_share)
-        check_positive("pool_size", self.pool_size, integer=True)
-        check_positive("epochs", self.epochs, integer=True)
-        check_probability("query_share", self.query_share)
 
 
 @dataclass
@@ -181,52 +142,6 @@ def _build_student(student, shape, num_classes, strategy):
     raise ValueError(f"`student` must be a zoo name, a keras.Model or a callable. Received: {student!r}")
 
 
-def _packed(targets, is_query):
-    flag = np.full((len(targets), 1), 1.0 if is_query else 0.0, np.float32)
-    return np.concatenate([targets.astype(np.float32), flag], axis=1)
-
-
-def _repeat_to(arrays, n, rng):
-    """Repeat rows (whole copies, then a seeded remainder) until there are >= ``n``."""
-    size = len(arrays[0])
-    reps = max(1, n // size)
-    idx = np.tile(np.arange(size), reps)
-    if n > len(idx):
-        idx = np.concatenate([idx, rng.choice(size, n - len(idx), replace=False)])
-    return [a[idx] for a in arrays]
-
-
-def _anchors(probs, threshold, quota):
-    """Indices of the most confident predictions: >= threshold, <= quota per class."""
-    conf, lab = probs.max(axis=1), probs.argmax(axis=1)
-    keep = []
-    for c in range(probs.shape[1]):
-        idx = np.flatnonzero((lab == c) & (conf >= threshold))
-        keep.append(idx[np.argsort(-conf[idx], kind="stable")][:quota])
-    return np.concatenate(keep), lab
-
-
-def _propagate(features, anchor_features, anchor_labels, num_classes, k, share, chunk=2048):
-    """Majority label of each row's ``k`` nearest anchors (cosine) and the vote share it got."""
-    import tensorflow as tf
-
-    def unit(a):
-        a = a.reshape(len(a), -1)
-        return a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), _EPS)
-
-    anchors = tf.constant(unit(anchor_features))
-    k = min(int(k), len(anchor_labels))
-    labels, shares = [], []
-    for i in range(0, len(features), chunk):
-        sim = tf.matmul(tf.constant(unit(features[i:i + chunk])), anchors, transpose_b=True)
-        nn = tf.math.top_k(sim, k=k).indices.numpy()
-        votes = np.eye(num_classes, dtype=np.float32)[anchor_labels[nn]].sum(axis=1)
-        labels.append(votes.argmax(axis=1))
-        shares.append(votes.max(axis=1) / k)
-    labels, shares = np.concatenate(labels), np.concatenate(shares)
-    return np.flatnonzero(shares >= share), labels
-
-
 def _answers(oracle, x):
     answers = np.asarray(oracle(x))
     if answers.ndim == 1:  # a label-only oracle: its answers become one-hot targets
@@ -272,7 +187,7 @@ def evaluate_student(student, victim, x, y, *, transfer_eps: float = 0.3, transf
 
 def steal(oracle, queries, *, student="lenet5", loss: str = "kl", temperature: float = 4.0, epochs: int = 30,
           batch_size: int = 64, learning_rate: float = 3e-3, unlabeled=None,
-          semi_supervised: SemiSupervised | bool | None = None, active_queries: int = 0,
+          semi_supervised: SemiSupervised | bool | None = None, active_queries: int = 0, active_rounds: int = 1,
           augment: bool = True, eval_data=None,
           transfer_eps: float = 0.3, seed: int = 0, strategy=None, verbose: int = 1) -> StealResult:
     """Steal ``oracle``'s model: query ``queries`` once, distill a student, optionally self-train.
@@ -293,6 +208,7 @@ def steal(oracle, queries, *, student="lenet5", loss: str = "kl", temperature: f
             those where the student's two most likely classes are closest (uncertainty
             sampling, Lewis & Gale 1994; ActiveThief, Pal et al. AAAI 2020), then distill
             again on all answers. Counted like the others; needs ``unlabeled``.
+        active_rounds: split ``active_queries`` over this many query-then-distill rounds.
         augment: random shifts/rotations of the training images (query answers reused).
         eval_data: ``(x_test, y_test)`` to fill the metric fields (owner-side).
         transfer_eps: FGSM epsilon for transferability.
@@ -333,6 +249,7 @@ def steal(oracle, queries, *, student="lenet5", loss: str = "kl", temperature: f
         raise ValueError("`semi_supervised` needs the unlabeled pool: pass `unlabeled=`")
     if not isinstance(active_queries, (int, np.integer)) or isinstance(active_queries, bool) or active_queries < 0:
         raise ValueError(f"`active_queries` must be an int >= 0. Received: active_queries={active_queries!r}")
+    check_positive("active_rounds", active_rounds, integer=True)
     if active_queries and unlabeled is None:
         raise ValueError("`active_queries` picks from the unlabeled pool: pass `unlabeled=`")
     shape = tuple(oracle.input_shape)
@@ -361,45 +278,23 @@ def steal(oracle, queries, *, student="lenet5", loss: str = "kl", temperature: f
     hist = distiller.fit(xs, ys, epochs=int(epochs), batch_size=int(batch_size), shuffle=True,
                          verbose=fit_verbose)
     history = {"distill_loss": [float(v) for v in hist.history["loss"]]}
-    if active_queries:
-        x_q, answers = _active_round(oracle, net, pool, x_q, answers, int(active_queries), rng)
+    sizes = [len(a) for a in np.array_split(np.arange(active_queries), active_rounds)] if active_queries else []
+    for i, n_round in enumerate(s for s in sizes if s):
+        x_q, answers = _active_round(oracle, net, pool, x_q, answers, n_round, rng)
         y_q = _packed(answers, True)
         xs, ys = _repeat_to([x_q, y_q], _MIN_EPOCH_SAMPLES, rng)
         hist = distiller.fit(xs, ys, epochs=int(epochs), batch_size=int(batch_size), shuffle=True,
                              verbose=fit_verbose)
-        history["active_distill_loss"] = [float(v) for v in hist.history["loss"]]
-    result = StealResult(net, loss, float(temperature), int(len(x_q)), 0.0, history=history)
+        history[f"active_distill_loss_{i + 1}"] = [float(v) for v in hist.history["loss"]]
+    result = StealResult(net, loss, float(temperature), len(x_q), 0.0, history=history)
     if eval_data is not None:
         m = evaluate_student(net, oracle.victim, *eval_data, transfer_samples=0)
         result.distill_accuracy, result.distill_fidelity = m["accuracy"], m["fidelity"]
 
     if semi_supervised is not None:
-        cfg = semi_supervised
-        sub = pool if len(pool) <= cfg.pool_size else pool[rng.choice(len(pool), cfg.pool_size, replace=False)]
-        bar = progbar(cfg.rounds, verbose=verbose, unit_name="round")
-        history["self_training_loss"] = []
-        for r in range(1, cfg.rounds + 1):
-            probs = np.asarray(net.predict(sub, batch_size=1024, verbose=0))
-            quota = int(np.ceil(len(sub) / oracle.num_classes * r / cfg.rounds))
-            anchor, own = _anchors(probs, cfg.threshold, quota)
-            keep, labels = _propagate(sub, np.concatenate([x_q, sub[anchor]]),
-                                      np.concatenate([answers.argmax(axis=1), own[anchor]]),
-                                      oracle.num_classes, cfg.neighbours, cfg.vote_share)
-            if cfg.agree:
-                keep = keep[labels[keep] == own[keep]]
-            keep = rng.permutation(keep)
-            result.pseudo_labels.append(int(len(keep)))
-            if len(keep) == 0:
-                bar.update(r)
-                continue
-            x_p = sub[keep]
-            y_p = _packed(np.eye(oracle.num_classes, dtype=np.float32)[labels[keep]], False)
-            n_q = int(np.ceil(len(keep) * cfg.query_share / max(1e-9, 1.0 - cfg.query_share)))
-            xq_r, yq_r = _repeat_to([x_q, y_q], max(n_q, len(x_q)), rng)
-            h = distiller.fit(np.concatenate([xq_r, x_p]), np.concatenate([yq_r, y_p]), epochs=cfg.epochs,
-                              batch_size=max(int(batch_size), 128), shuffle=True, verbose=fit_verbose)
-            history["self_training_loss"] += [float(v) for v in h.history["loss"]]
-            bar.update(r)
+        result.pseudo_labels, history["self_training_loss"] = self_train(
+            distiller, pool, x_q, y_q, semi_supervised, rng, batch_size=max(int(batch_size), 128),
+            verbose=verbose)
     result.seconds = time.perf_counter() - start
     if eval_data is not None:
         m = evaluate_student(net, oracle.victim, *eval_data, transfer_eps=transfer_eps)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["sweep", "summarize", "audit_section"]
+__all__ = ["audit_section", "summarize", "sweep"]
 
 # The DRMI paper's LeNet-5 / MNIST row (accuracy, transferability) per query budget.
 PAPER_DRMI_LENET5 = {
@@ -60,7 +60,7 @@ def sweep(victim, pool, budgets, *, methods=("drmi",), losses=("kl",), seeds=(0,
     for seed in seeds:
         for method in methods:
             for budget in budgets:
-                n_active = int(round(budget * active_share))
+                n_active = round(budget * active_share)
                 if budget - n_active < 1:
                     raise ValueError(f"`active_share` must leave >= 1 query for the selection method. "
                                      f"Received: active_share={active_share} at budget {budget}")
@@ -141,8 +141,8 @@ def audit_section(ctx):
     fig = plotting.steal_curves_figure(rows, title=f"stealing {data.name}: {how}")
     fig.savefig(ctx.out_dir / "stealing.png", dpi=100, bbox_inches="tight")
     plotting.close(fig)
-    lines = [f"Attacker: {how}; student LeNet-5; {len(pool)} unlabeled pool images; evaluated on "
-             f"{n_eval} test images. Transferability: FGSM (eps 0.3) crafted on the student.", "",
+    lines = [(f"Attacker: {how}; student LeNet-5; {len(pool)} unlabeled pool images; evaluated on "
+              f"{n_eval} test images. Transferability: FGSM (eps 0.3) crafted on the student."), "",
              "| queries | accuracy | fidelity | transferability | seconds |", "|---|---|---|---|---|"]
     for r in rows:
         tr = "-" if r["transferability"] is None else f"{r['transferability']:.2%}"

@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
-from tfmodelsec.cli._common import (CliError, add_common_run_arguments, add_dataset_argument, add_parser,
-                                    add_victim_argument, load_data_arg, load_victim_arg, parse_int_list)
+from tfmodelsec.cli._common import (
+    CliError,
+    add_common_run_arguments,
+    add_dataset_argument,
+    add_parser,
+    add_victim_argument,
+    load_data_arg,
+    load_victim_arg,
+    parse_int_list,
+)
 
 EXAMPLE = ("tfmodelsec steal saved_models/lenet5_mnist.h5 --dataset mnist --queries 50,150,200,300,600 "
            "--select drmi --loss kl --out runs/steal")
@@ -68,8 +76,8 @@ def run(args) -> int:
                      steal_options={"epochs": args.epochs, "temperature": args.temperature},
                      out_dir=out, verbose=0 if args.quiet else 1)
     payload = {"victim": victim.describe(), "dataset": data.name, "pool": len(pool), "eval_samples": n_eval,
-               "self_training": not args.no_self_training, "active_share": args.active_share, "seed": args.seed, "seconds": round(timer.seconds, 2),
-               "rows": rows, "summary": summarize(rows)}
+               "self_training": not args.no_self_training, "active_share": args.active_share,
+               "seed": args.seed, "seconds": round(timer.seconds, 2), "rows": rows, "summary": summarize(rows)}
     write_json(out / "steal.json", payload)
     ref = None
     if data.name == "mnist":
