@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+from pathlib import Path
 import time
 
 from _common import SAVED, setup_keras_home, write_result
@@ -83,11 +84,17 @@ def measure_overhead(victim, x) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--reuse", action="store_true", help="do not train; measure the committed files")
+    parser.add_argument("--saved", default=None, metavar="DIR",
+                        help="train into DIR instead of saved_models/ (a reproducibility check); "
+                             "results then go to results/victims_retrain.json")
     args = parser.parse_args()
+    saved = SAVED if args.saved is None else Path(args.saved)
+    saved.mkdir(parents=True, exist_ok=True)
+    result_name = "victims" if args.saved is None else "victims_retrain"
     rows = []
     for filename, model, dataset, epochs, target in VICTIMS:
         data = load_dataset(dataset)
-        path = SAVED / filename
+        path = saved / filename
         seconds = None
         if not args.reuse:
             result = train_classifier(model, data, epochs=epochs, batch_size=128, schedule="cosine",
@@ -99,22 +106,24 @@ def main() -> None:
             seconds = json.loads(path.with_suffix(".json").read_text()).get("seconds")
         victim = load_victim(path)
         acc = victim.accuracy(data.x_test, data.y_test)
-        rows.append({"file": f"saved_models/{filename}", "model": model, "dataset": dataset,
+        shown = str(path.relative_to(SAVED.parent)) if args.saved is None else str(path)
+        rows.append({"file": shown, "model": model, "dataset": dataset,
                      "epochs": epochs, "schedule": "cosine", "seed": SEED, "test_accuracy": acc, "target": target,
                      "meets_target": acc >= target, "train_seconds": seconds,
                      "bytes": path.stat().st_size, "sha256": sha256(path)})
         print(f"{filename}: test accuracy {acc:.4f} (target {target})")
     mnist = load_dataset("mnist")
-    overhead = measure_overhead(load_victim(SAVED / "lenet5_mnist.h5"), mnist.x_test[:OVERHEAD_QUERIES])
+    overhead = measure_overhead(load_victim(saved / "lenet5_mnist.h5"), mnist.x_test[:OVERHEAD_QUERIES])
     print(f"oracle overhead: {overhead['ratio']:.3f}x predict, "
           f"{overhead['ratio_vs_compiled_call']:.3f}x bare compiled call")
-    write_result("victims", {"seed": SEED, "victims": rows, "oracle_overhead": overhead})
+    write_result(result_name, {"seed": SEED, "victims": rows, "oracle_overhead": overhead})
     lines = ["# Reference victims", "",
              "Trained by `python benchmarks/victims.py` (seed 0). Load with `tfmodelsec.load_victim(path)`.", "",
              "| file | model | dataset | epochs | test accuracy | bytes | sha256 |", "|---|---|---|---|---|---|---|"]
     lines += [f"| {r['file'].split('/')[-1]} | {r['model']} | {r['dataset']} | {r['epochs']} | "
               f"{r['test_accuracy']:.2%} | {r['bytes']} | `{r['sha256']}` |" for r in rows]
-    (SAVED / "README.md").write_text("\n".join(lines) + "\n")
+    if args.saved is None:
+        (SAVED / "README.md").write_text("\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":
