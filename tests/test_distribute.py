@@ -122,3 +122,13 @@ def test_strategy_names_and_parts(monkeypatch):
             parse_part(bad)
     covered = [i for k in range(1, 4) for i in part_range(10, (k, 3))]
     assert covered == list(range(10))  # parts tile the range exactly, in order
+
+
+@pytest.mark.parametrize("command", ["train", "steal", "membership", "chain", "unlearn"])
+def test_training_commands_take_a_strategy(command, capsys):
+    from tfmodelsec.cli import build_parser
+
+    parser = build_parser()
+    with pytest.raises(SystemExit):
+        parser.parse_args([command, "--help"])
+    assert "--strategy {default,mirrored,multiworker}" in capsys.readouterr().out

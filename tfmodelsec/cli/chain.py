@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from tfmodelsec.cli._common import CliError, add_dataset_argument, add_parser, parse_int_list
+from tfmodelsec.cli._common import (CliError, add_dataset_argument, add_parser, add_strategy_argument,
+                                    parse_int_list, strategy_arg)
 
 EXAMPLE = """tfmodelsec chain --model lenet5 --dataset mnist --blocks 100 --out runs/chain
 tfmodelsec chain --model lenet5 --dataset mnist --blocks 100 --out runs/chain --resume
@@ -25,6 +26,7 @@ def register(sub) -> None:
         "--model", default="lenet5", choices=sorted(MODELS), help="architecture (default: lenet5)"
     )
     add_dataset_argument(p)
+    add_strategy_argument(p)
     p.add_argument("--blocks", type=int, default=100, help="number of blocks B (default: 100)")
     p.add_argument(
         "--epochs-per-block", type=int, default=1, help="passes over each block (default: 1)"
@@ -85,6 +87,7 @@ def run(args) -> int:
         optimizer=args.optimizer,
         seed=args.seed,
         resume=args.resume,
+        strategy=strategy_arg(args),
         verbose=verbose,
     )
     acc = float(
@@ -115,6 +118,7 @@ def run(args) -> int:
             learning_rate=args.lr,
             optimizer=args.optimizer,
             seed=args.seed,
+            strategy=strategy_arg(args),
             verbose=verbose,
         )
         print(f"SISA {sisa[0]}x{sisa[1]} in {ens.path}")

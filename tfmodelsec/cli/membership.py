@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from tfmodelsec.cli._common import (CliError, add_common_run_arguments, add_dataset_argument, add_parser,
-                                    add_victim_argument, load_data_arg, load_victim_arg)
+                                    add_strategy_argument, add_victim_argument, load_data_arg,
+                                    load_victim_arg, strategy_arg)
 
 EXAMPLE = """\
 tfmodelsec train --model lenet5 --dataset fashion_mnist --train-subset 5000 --epochs 40 --out runs/target.h5
@@ -40,6 +41,7 @@ def register(sub) -> None:
     p.add_argument("--logits", action="store_true",
                    help="score from pre-softmax outputs (float64 softmax) instead of float32 probabilities")
     add_common_run_arguments(p)
+    add_strategy_argument(p)
     p.set_defaults(func=run)
 
 
@@ -79,7 +81,7 @@ def run(args) -> int:
             victim, split.members, split.non_members, attack=attack, population=split.population,
             num_shadows=args.lira_shadows if attack == "lira" else args.shadows, online=name == "lira",
             fixed_variance=args.fixed_variance, logits=args.logits, training=training, shadows=lira_shadows, seed=args.seed,
-            verbose=verbose)
+            strategy=strategy_arg(args), verbose=verbose)
         lira_shadows = result.shadows or lira_shadows
         results.append(result)
         if verbose:

@@ -7,10 +7,12 @@ from tfmodelsec.cli._common import (
     add_common_run_arguments,
     add_dataset_argument,
     add_parser,
+    add_strategy_argument,
     add_victim_argument,
     load_data_arg,
     load_victim_arg,
     parse_int_list,
+    strategy_arg,
 )
 
 EXAMPLE = ("tfmodelsec steal saved_models/lenet5_mnist.h5 --dataset mnist --queries 50,150,200,300,600 "
@@ -23,6 +25,7 @@ def register(sub) -> None:
     add_victim_argument(p)
     add_dataset_argument(p)
     add_common_run_arguments(p)
+    add_strategy_argument(p)
     p.add_argument("--queries", default="50,150,600", help="comma-separated query budgets (default: 50,150,600)")
     p.add_argument("--select", default="drmi",
                    help="comma-separated selection methods: random, drmi, neuron_trace, correlation, "
@@ -73,7 +76,8 @@ def run(args) -> int:
                      eval_data=(data.x_test[:n_eval], data.y_test[:n_eval]), student=args.student,
                      semi_supervised=not args.no_self_training, active_share=args.active_share,
                      selection={"candidates": args.candidates, "restarts": args.restarts},
-                     steal_options={"epochs": args.epochs, "temperature": args.temperature},
+                     steal_options={"epochs": args.epochs, "temperature": args.temperature,
+                                    "strategy": strategy_arg(args)},
                      out_dir=out, verbose=0 if args.quiet else 1)
     payload = {"victim": victim.describe(), "dataset": data.name, "pool": len(pool), "eval_samples": n_eval,
                "self_training": not args.no_self_training, "active_share": args.active_share,

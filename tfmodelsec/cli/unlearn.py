@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tfmodelsec.cli._common import CliError, add_parser
+from tfmodelsec.cli._common import CliError, add_parser, add_strategy_argument, strategy_arg
 
 EXAMPLE = """tfmodelsec unlearn runs/chain --delete 12,345,6789 --epsilon 0.1 --out runs/forget
 tfmodelsec unlearn runs/chain --delete ids.txt --method sisa --out runs/forget_sisa"""
@@ -49,6 +49,7 @@ def register(sub) -> None:
         action="store_true",
         help="skip naive retraining (then no consistency / speed-up figures)",
     )
+    add_strategy_argument(p)
     p.add_argument("--out", required=True, metavar="OUT", help="output folder")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
@@ -114,14 +115,17 @@ def run(args) -> int:
     chain = Chain.open(chain_dir)
     data = chain.load_data()
     verbose = 0 if args.quiet else 1
+    strategy = strategy_arg(args)
     if args.method == "deepobliviate":
         result = unlearn(
-            chain, ids, epsilon=args.epsilon, data=data, max_blocks=args.max_blocks, verbose=verbose
+            chain, ids, epsilon=args.epsilon, data=data, max_blocks=args.max_blocks,
+            strategy=strategy, verbose=verbose,
         )
     elif args.method == "sisa":
-        result = unlearn_sisa(Sisa.open(chain_dir / "sisa"), ids, data=data, verbose=verbose)
+        result = unlearn_sisa(Sisa.open(chain_dir / "sisa"), ids, data=data, strategy=strategy,
+                              verbose=verbose)
     else:
-        result = retrain(chain, ids, data=data, verbose=verbose)
+        result = retrain(chain, ids, data=data, strategy=strategy, verbose=verbose)
     keep = np.asarray(ids)
     deleted = (data.x_train[keep], data.y_train[keep])
     payload = {"chain": str(chain_dir), **result.to_dict(), "chain_config": chain.config.to_dict()}
@@ -129,7 +133,7 @@ def run(args) -> int:
     reference = None
     if not args.no_reference:
         reference = (
-            result if args.method == "retrain" else retrain(chain, ids, data=data, verbose=verbose)
+            result if args.method == "retrain" else retrain(chain, ids, data=data, strategy=strategy, verbose=verbose)
         )
         payload["reference"] = {
             "method": "retrain",
