@@ -145,8 +145,13 @@ class Timer:
         return False
 
 
-def progbar(target: int | None, *, verbose: int = 1, unit_name: str = "step"):
-    """A ``keras.utils.Progbar`` that is silent when ``verbose == 0``."""
+def progbar(target: int | None, *, verbose: int = 1, unit_name: str = "step", stateful_metrics=None):
+    """A ``keras.utils.Progbar`` that is silent when ``verbose == 0``.
+
+    Values named in ``stateful_metrics`` are shown as given (e.g. an epoch's loss)
+    instead of being averaged over all updates.
+    """
     import keras
 
-    return keras.utils.Progbar(target, verbose=1 if verbose else 0, unit_name=unit_name)
+    return keras.utils.Progbar(target, verbose=1 if verbose else 0, unit_name=unit_name,
+                               stateful_metrics=stateful_metrics)

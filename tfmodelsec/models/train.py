@@ -171,7 +171,8 @@ def train_classifier(
     epoch_fn = _make_epoch_fn(net, strategy)
     n, bs = len(x_train), int(batch_size)
     history: dict = {"loss": [], "accuracy": []}
-    bar = progbar(int(epochs), verbose=verbose, unit_name="epoch")
+    bar = progbar(int(epochs), verbose=verbose, unit_name="epoch",
+                  stateful_metrics=["loss", "accuracy"])
     with Timer() as timer:
         for epoch in range(int(epochs)):
             order = _epoch_order(seed, epoch, n)
