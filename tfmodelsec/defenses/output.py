@@ -91,8 +91,8 @@ class ProbabilityDefense(keras.layers.Layer):
         check_probabilities(inputs)
         return self.perturb(ops.convert_to_tensor(inputs, dtype="float32"))
 
-    def perturb(self, p):  # pragma: no cover - abstract
-        raise NotImplementedError
+    def perturb(self, p):  # pragma: no cover - every subclass overrides it
+        raise TypeError(f"{type(self).__name__} is a ProbabilityDefense and must define perturb(p)")
 
     def compute_output_shape(self, input_shape):
         return input_shape
