@@ -156,7 +156,7 @@ from tfmodelsec.models import as_victim
 
 data = load_dataset("digits")
 N = 200 if QUICK else 500
-target = train_classifier("lenet5", (data.x_train[:N], data.y_train[:N]), epochs=15 if QUICK else 60,
+target = train_classifier("lenet5", (data.x_train[:N], data.y_train[:N]), epochs=40 if QUICK else 100,
                           batch_size=32, learning_rate=3e-3, seed=0, verbose=0)
 victim = as_victim(target.model)
 print("train acc", target.train_accuracy, "test acc", victim.accuracy(data.x_test, data.y_test))'''),
@@ -168,13 +168,13 @@ print(split.assumption)'''),
     md("## 3. Four attacks"),
     code('''from tfmodelsec.attacks import ShadowTraining, membership_inference
 
-training = ShadowTraining(epochs=5 if QUICK else 30)
+training = ShadowTraining(epochs=20 if QUICK else 100)
 results = {}
 for attack, kw in [("loss", {}), ("shadow", {"num_shadows": 2 if QUICK else 4, "training": training}),
                    ("proxy", {"training": training}),
                    ("lira", {"num_shadows": 2 if QUICK else 16, "training": training})]:
     results[attack] = membership_inference(victim, split.members, split.non_members, attack=attack,
-                                           population=split.population, seed=0, verbose=0, **kw)
+                                           population=split.population, shadow_size=N, seed=0, verbose=0, **kw)
     r = results[attack]
     print(f"{attack:7s} AUC {r.get_auc():.3f}  advantage {r.get_attacker_advantage():.3f}  TPR@1%FPR {r.tpr_at_fpr(0.01):.3f}")'''),
     md("## 4. ROC on log axes"),
@@ -230,11 +230,14 @@ them, and DeepObliviate (He et al., 2021) stops early once the residual memory o
 power law) falls below ε. Compared with naive retraining from scratch (and SISA, Bourtoule et al., S&P 2021)."""),
     code(SETUP),
     code('''from tfmodelsec.data import load_dataset
+import shutil
+
 from tfmodelsec.unlearning import train_chain
 
+shutil.rmtree(OUT / "chain", ignore_errors=True)  # train_chain refuses to overwrite a chain
 data = load_dataset("digits")
 BLOCKS = 5 if QUICK else 20
-chain = train_chain("lenet5", data, OUT / "chain", blocks=BLOCKS, epochs_per_block=1, seed=0, verbose=0)
+chain = train_chain("lenet5", data, OUT / "chain", blocks=BLOCKS, epochs_per_block=3, seed=0, verbose=0)
 print(len(chain.blocks), "blocks, trained in", round(chain.train_seconds, 1), "s")'''),
     md("## 1. Delete records from the second block"),
     code('''from tfmodelsec.unlearning import unlearn

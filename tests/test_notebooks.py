@@ -43,3 +43,14 @@ def test_notebook_runs_quick(path, tmp_path, monkeypatch):
     client = nbclient.NotebookClient(nb, timeout=300, kernel_name="python3",
                                      resources={"metadata": {"path": str(NOTEBOOK_DIR)}})
     client.execute()  # raises CellExecutionError on the first failing cell
+
+
+def test_residual_memory_figure_returns_a_figure():
+    # the unlearning notebook displays it; a None would show nothing
+    from matplotlib.figure import Figure
+
+    from tfmodelsec.plotting import close, residual_memory_figure
+
+    fig = residual_memory_figure([0.3, 0.2, 0.2], {"a": 0.1, "h": 2.0, "b": 0.19, "t0": 0}, epsilon=0.1)
+    assert isinstance(fig, Figure)
+    close(fig)

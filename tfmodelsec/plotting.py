@@ -148,6 +148,9 @@ def residual_memory_figure(deltas, fit=None, *, epsilon=None, title: str = ""):
     ax.set_ylabel("Δ_t / ||Inf(B_d)||₁")
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=7)
+    return fig
+
+
 # --- membership inference ---
 __all__ += ["roc_figure"]
 
