@@ -31,6 +31,7 @@ from tfmodelsec.defenses.output import (
     Rounding,
     TopK,
 )
+from tfmodelsec.defenses.evaluate import DefenseReport, evaluate_defenses, tsne_plot
 from tfmodelsec.defenses.registry import (
     DEFENSES,
     defended_model,
@@ -43,6 +44,7 @@ __all__ = [
     "APGP",
     "APMSA",
     "DEFENSES",
+    "DefenseReport",
     "MAD",
     "APGPResult",
     "GaussianNoise",
@@ -51,8 +53,10 @@ __all__ = [
     "Rounding",
     "TopK",
     "defended_model",
+    "evaluate_defenses",
     "load_defense",
     "make_defense",
     "save_defense",
     "train_apgp",
+    "tsne_plot",
 ]
