@@ -134,15 +134,15 @@ def loss_threshold_auc(member_losses, nonmember_losses) -> float:
     0.5 is chance: the members (e.g. deleted records after unlearning) are as
     unremarkable as records never seen (Yeom et al., CSF 2018).
     """
-    from sklearn.metrics import roc_auc_score
-
     member_losses = np.asarray(member_losses, float).ravel()
     nonmember_losses = np.asarray(nonmember_losses, float).ravel()
     if not len(member_losses) or not len(nonmember_losses):
         raise ValueError("`member_losses` and `nonmember_losses` must both be non-empty. Received "
                          f"{len(member_losses)} and {len(nonmember_losses)} values")
-    labels = np.r_[np.ones(len(member_losses)), np.zeros(len(nonmember_losses))]
-    return float(roc_auc_score(labels, -np.r_[member_losses, nonmember_losses]))
+    is_member = np.r_[np.ones(len(member_losses)), np.zeros(len(nonmember_losses))]
+    return membership_auc(is_member, -np.r_[member_losses, nonmember_losses])
+
+
 # --- membership inference ---
 __all__ += ["membership_auc", "attacker_advantage", "tpr_at_fpr"]
 # ROC-based figures for membership scores (higher score = "more likely a member"). The ROC

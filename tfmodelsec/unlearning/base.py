@@ -173,9 +173,9 @@ def retrain(chain, delete_ids, *, data=None, strategy=None, verbose: int = 1) ->
     )
 
 
-def _loss(model, x, y, batch_size=1024) -> np.ndarray:
-    p = model.predict(x, batch_size=batch_size, verbose=0)
-    return -np.log(np.clip(p[np.arange(len(y)), y], 1e-12, 1.0))
+def _nll(probs, y) -> np.ndarray:
+    """Per-record cross-entropy from predicted probabilities."""
+    return -np.log(np.clip(probs[np.arange(len(y)), y], 1e-12, 1.0))
 
 
 def evaluate_unlearning(model, data, *, reference=None, deleted=None, reference_pred=None) -> dict:
@@ -195,6 +195,7 @@ def evaluate_unlearning(model, data, *, reference=None, deleted=None, reference_
     if deleted is not None:
         from tfmodelsec.metrics import loss_threshold_auc
 
-        unseen = -np.log(np.clip(probs[np.arange(len(data.y_test)), data.y_test], 1e-12, 1.0))
-        out["membership_auc"] = loss_threshold_auc(_loss(model, *deleted), unseen)
+        x_deleted, y_deleted = deleted
+        deleted_losses = _nll(model.predict(x_deleted, batch_size=1024, verbose=0), y_deleted)
+        out["membership_auc"] = loss_threshold_auc(deleted_losses, _nll(probs, data.y_test))
     return out
