@@ -25,6 +25,7 @@ only add to the (0, 0) count, which is recovered from the pixel total).
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,7 +37,9 @@ __all__ = [
     "DrmiResult",
     "drmi_subset",
     "greedy_initialization",
+    "merge_mi_parts",
     "mutual_information_matrix",
+    "mutual_information_part",
     "one_hot_replacement",
     "quantize",
     "subset_cost",
@@ -97,6 +100,68 @@ def _mi_block_fn():
     return tf.function(block, reduce_retracing=True)
 
 
+def _block_list(n: int, bs: int) -> list:
+    """``(i, i2, j, j2)`` of each block on or above the diagonal (mirrored below), row by row."""
+    return [(i, min(i + bs, n), j, min(j + bs * _COLUMN_BLOCKS, n))
+            for i in range(0, n, bs) for j in range(i, n, bs * _COLUMN_BLOCKS)]
+
+
+class _MiBlocks:
+    """The pool's one-hot codes and the upper-triangle block list of its MI matrix."""
+
+    def __init__(self, x, levels: int, block_size: int):
+        import tensorflow as tf
+
+        check_positive("block_size", block_size, integer=True)
+        q = quantize(x, levels)
+        self.n, pixels = q.shape
+        if self.n == 0:
+            raise ValueError("`x` must hold at least one image. Received an empty pool")
+        self.levels, self.block_size = int(levels), int(block_size)
+        self.key = _pool_key(q, levels)
+        marg = np.stack([(q == i).sum(axis=1) for i in range(levels)], axis=1).astype(np.float32)  # (n, L)
+        used = (q > 0).any(axis=0)  # pixels non-zero somewhere; the rest only feed the (0, 0) count
+        qn = q[:, used]
+        codes = np.stack([(qn == i) for i in range(1, levels)], axis=1).astype(np.float32)  # (n, L-1, P')
+        self._codes, self._marg = tf.constant(codes), tf.constant(marg)
+        self._slog = tf.reduce_sum(_xlogx(self._marg), axis=1)
+        self._pix = tf.constant(float(pixels))
+        self._fn = _mi_block_fn()
+        self.blocks = _block_list(self.n, self.block_size)
+
+    def compute(self, b: int) -> np.ndarray:
+        i, i2, j, j2 = self.blocks[b]
+        c, m, s = self._codes, self._marg, self._slog
+        mi = self._fn(c[i:i2], c[j:j2], m[i:i2], m[j:j2], s[i:i2], s[j:j2], self._pix).numpy()
+        if i == j:  # the diagonal block holds both (u, v) and (v, u): keep one rounding of each pair
+            sq = mi[:, : i2 - i]
+            mi[:, : i2 - i] = np.triu(sq) + np.triu(sq, 1).T
+        return mi
+
+
+def _place(out: np.ndarray, block, mi: np.ndarray) -> None:
+    i, i2, j, j2 = block
+    out[i:i2, j:j2] = mi
+    out[j:j2, i:i2] = mi.T
+
+
+def _finish(out: np.ndarray) -> np.ndarray:
+    np.fill_diagonal(out, np.maximum(np.diag(out), 0.0))
+    return np.maximum(out, 0.0, out=out)  # rounding can leave -1e-7 where MI is 0
+
+
+def _cache_path(cache_dir, key: str) -> Path:
+    return Path(cache_dir) / f"mi_{key}.npz"
+
+
+def _write_cache(path: Path, mi: np.ndarray, levels: int) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.stem + ".tmp.npz")
+    np.savez_compressed(tmp, mi=mi, levels=levels)
+    tmp.replace(path)
+    return path
+
+
 def mutual_information_matrix(x, *, levels: int = 8, block_size: int = _DEFAULT_BLOCK,
                               cache_dir=None, verbose: int = 0) -> np.ndarray:
     """Pairwise mutual information (nats) of images ``x`` (n, ...) in [0, 1].
@@ -107,55 +172,105 @@ def mutual_information_matrix(x, *, levels: int = 8, block_size: int = _DEFAULT_
             the joint histogram small and costs ~(levels-1)^2 per pair).
         block_size: rows per block; only blocks on or above the diagonal are computed
             and mirrored (MI is symmetric).
-        cache_dir: folder for an ``.npz`` cache keyed by a hash of the quantised pool.
+        cache_dir: folder for an ``.npz`` cache keyed by a hash of the quantised pool
+            (also where :func:`merge_mi_parts` puts a matrix computed in parts).
         verbose: 1 shows a progress bar over blocks.
 
     Returns:
         (n, n) float32 matrix; the diagonal holds each image's gray-level entropy.
     """
-    import tensorflow as tf
-
-    check_positive("block_size", block_size, integer=True)
-    q = quantize(x, levels)
-    n, pixels = q.shape
-    if n == 0:
-        raise ValueError("`x` must hold at least one image. Received an empty pool")
-    cache = None
-    if cache_dir is not None:
-        cache = Path(cache_dir) / f"mi_{_pool_key(q, levels)}.npz"
-        if cache.is_file():
-            with np.load(cache, allow_pickle=False) as f:
-                return f["mi"]
-    marg = np.stack([(q == i).sum(axis=1) for i in range(levels)], axis=1).astype(np.float32)  # (n, L)
-    used = (q > 0).any(axis=0)  # pixels non-zero somewhere; the rest only feed the (0, 0) count
-    qn = q[:, used]
-    codes = np.stack([(qn == i) for i in range(1, levels)], axis=1).astype(np.float32)  # (n, L-1, P')
-    fn = _mi_block_fn()
-    codes_t, marg_t = tf.constant(codes), tf.constant(marg)
-    slog_t = tf.reduce_sum(_xlogx(marg_t), axis=1)
-    pix = tf.constant(float(pixels))
-    out = np.zeros((n, n), np.float32)
-    bs = int(block_size)
-    blocks = [(i, j) for i in range(0, n, bs) for j in range(i, n, bs * _COLUMN_BLOCKS)]
-    bar = progbar(len(blocks), verbose=verbose, unit_name="block")
-    for done, (i, j) in enumerate(blocks, start=1):
-        # upper triangle only: columns from the row block's start on, mirrored below
-        i2, j2 = min(i + bs, n), min(j + bs * _COLUMN_BLOCKS, n)
-        mi = fn(codes_t[i:i2], codes_t[j:j2], marg_t[i:i2], marg_t[j:j2], slog_t[i:i2], slog_t[j:j2],
-                pix).numpy()
-        if i == j:  # the diagonal block holds both (u, v) and (v, u): keep one rounding of each pair
-            sq = mi[:, : i2 - i]
-            mi[:, : i2 - i] = np.triu(sq) + np.triu(sq, 1).T
-        out[i:i2, j:j2] = mi
-        out[j:j2, i:i2] = mi.T
-        bar.update(done)
-    np.fill_diagonal(out, np.maximum(np.diag(out), 0.0))
-    out = np.maximum(out, 0.0)  # rounding can leave -1e-7 where MI is 0
+    work = _MiBlocks(x, levels, block_size)
+    cache = None if cache_dir is None else _cache_path(cache_dir, work.key)
+    if cache is not None and cache.is_file():
+        with np.load(cache, allow_pickle=False) as f:
+            return f["mi"]
+    out = np.zeros((work.n, work.n), np.float32)
+    bar = progbar(len(work.blocks), verbose=verbose, unit_name="block")
+    for b, block in enumerate(work.blocks):
+        _place(out, block, work.compute(b))
+        bar.update(b + 1)
+    out = _finish(out)
     if cache is not None:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_suffix(".tmp.npz")
-        np.savez_compressed(tmp, mi=out, levels=levels)
-        tmp.replace(cache)
+        _write_cache(cache, out, levels)
+    return out
+
+
+_PART_FORMAT = "tfmodelsec-mi-part"
+
+
+def mutual_information_part(x, part: tuple[int, int], out_dir, *, levels: int = 8,
+                            block_size: int = _DEFAULT_BLOCK, verbose: int = 0) -> Path:
+    """Compute part ``i`` of ``n`` of the blocks of :func:`mutual_information_matrix`.
+
+    Every part needs the whole pool ``x`` (its columns); it computes the contiguous
+    share of the matrix blocks :func:`~tfmodelsec.distribute.part_range` gives it and
+    writes them to ``out_dir/mi_KEY.part-i-of-n.npz``, KEY being the pool's cache key.
+    Returns that path; :func:`merge_mi_parts` assembles the parts.
+    """
+    from tfmodelsec.distribute import parse_part, part_filename, part_range
+
+    part = parse_part(f"{part[0]}/{part[1]}")
+    work = _MiBlocks(x, levels, block_size)
+    ids = np.asarray(part_range(len(work.blocks), part), np.int64)
+    values = []
+    bar = progbar(len(ids), verbose=verbose, unit_name="block")
+    for k, b in enumerate(ids):
+        values.append(work.compute(int(b)).ravel())
+        bar.update(k + 1)
+    header = {"format": _PART_FORMAT, "key": work.key, "n": work.n, "levels": work.levels,
+              "block_size": work.block_size, "total_blocks": len(work.blocks), "part": list(part)}
+    path = Path(out_dir) / part_filename(f"mi_{work.key}", part, ".npz")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp.npz")
+    np.savez(tmp, header=np.asarray(json.dumps(header)), block_ids=ids,
+             values=np.concatenate(values) if values else np.zeros(0, np.float32))
+    tmp.replace(path)
+    return path
+
+
+def merge_mi_parts(paths, cache_dir=None) -> np.ndarray:
+    """Assemble the MI matrix from the part files of :func:`mutual_information_part`.
+
+    The result equals the unsplit :func:`mutual_information_matrix`. With
+    ``cache_dir`` it is also written where that function (and ``select_queries``)
+    looks for its cache, so the next DRMI selection on the same pool skips the matrix.
+    """
+    from tfmodelsec.distribute import check_coverage
+
+    headers, pieces = [], []
+    for path in paths:
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"no MI part file at {str(path)!r}")
+        try:
+            with np.load(path, allow_pickle=False) as f:
+                header = json.loads(str(f["header"]))
+                pieces.append((f["block_ids"], f["values"]))
+        except (OSError, ValueError, KeyError) as exc:
+            raise ValueError(f"{str(path)!r} is not an MI part file ({exc})") from None
+        if header.get("format") != _PART_FORMAT:
+            raise ValueError(f"{str(path)!r} is not an MI part file (format {header.get('format')!r})")
+        headers.append(header)
+    if not headers:
+        raise ValueError("`paths` is empty: expected the mi_KEY.part-i-of-n.npz files of a split run")
+    first = {k: v for k, v in headers[0].items() if k != "part"}
+    for path, h in zip(paths, headers):
+        if {k: v for k, v in h.items() if k != "part"} != first:
+            raise ValueError(f"cannot merge MI parts of different pools or settings: {str(path)!r}")
+    check_coverage([ids for ids, _ in pieces], first["total_blocks"], what="MI blocks")
+    n = first["n"]
+    blocks = _block_list(n, first["block_size"])
+    out = np.zeros((n, n), np.float32)
+    for ids, values in pieces:
+        at = 0
+        for b in ids:
+            i, i2, j, j2 = blocks[b]
+            size = (i2 - i) * (j2 - j)
+            _place(out, blocks[b], values[at:at + size].reshape(i2 - i, j2 - j))
+            at += size
+    out = _finish(out)
+    if cache_dir is not None:
+        _write_cache(_cache_path(cache_dir, first["key"]), out, first["levels"])
     return out
 
 

@@ -23,14 +23,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from tfmodelsec.attacks.mia_lira import LiraShadows, lira_scores, records_fingerprint, train_lira_shadows
+from tfmodelsec.attacks.mia_lira import (LiraShadows, lira_scores, merge_lira_shadows, records_fingerprint,
+                                        train_lira_shadows)
 from tfmodelsec.attacks.mia_shadow import (ShadowTraining, predict_probabilities, proxy_attack_scores,
                                            shadow_attack_scores, softmax64)
 from tfmodelsec.attacks.mia_threshold import THRESHOLD_SIGNALS, logit_confidence, threshold_scores
 from tfmodelsec.utils import check_choice, check_positive, check_probability
 
 __all__ = ["ATTACKS", "MembershipResult", "MembershipSplit", "membership_inference", "membership_split",
-           "ShadowTraining", "LiraShadows", "audit_section"]
+           "ShadowTraining", "LiraShadows", "train_lira_shadows", "merge_lira_shadows", "audit_section"]
 
 ATTACKS = (*THRESHOLD_SIGNALS, "shadow", "proxy", "lira")
 #: The two low false-positive rates every report quotes (Carlini et al. 2022 argue for these).
@@ -247,6 +248,7 @@ def membership_inference(victim, members, non_members, *, attack: str = "loss", 
                                            verbose=verbose)
     else:
         kept = _lira_shadows(shadows, vic, x, y, num_shadows, population, training, strategy, seed, verbose)
+        num_shadows = kept.total
         scores, info = lira_scores(kept, logit_confidence(probs, y), online=online, fixed_variance=fixed_variance,
                                    logits=logits)
         info = {**kept.info, **info}

@@ -18,7 +18,9 @@ the per-target variance does not exist and the fixed variance is used.
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -27,7 +29,7 @@ from tfmodelsec.attacks.mia_shadow import (ShadowTraining, logits_of, predict_pr
 from tfmodelsec.attacks.mia_threshold import logit_confidence
 from tfmodelsec.utils import progbar
 
-__all__ = ["LiraShadows", "train_lira_shadows", "lira_scores", "records_fingerprint"]
+__all__ = ["LiraShadows", "train_lira_shadows", "merge_lira_shadows", "lira_scores", "records_fingerprint"]
 
 #: Smallest standard deviation of a fitted Gaussian (logit units): keeps the density finite
 #: when all reference models agree to float precision.
@@ -50,10 +52,16 @@ class LiraShadows:
         keep: ``(N, n_targets)`` bool, target ``j`` in shadow ``i``'s training set.
         confidences: ``(N, n_targets)`` logit-scaled confidence of shadow ``i`` on target ``j``,
             from its float32 probabilities (what a black-box API returns).
+        fingerprint: :func:`records_fingerprint` of the targets.
         logit_confidences: the same from its pre-softmax outputs in float64 (``None`` if the
             shadow architecture has no softmax head to strip).
-        fingerprint: :func:`records_fingerprint` of the targets.
-        info: training details (sizes, accuracies, seconds).
+        info: training details (sizes, accuracies).
+        shadow_ids: which of the ``total`` shadows these rows are (all of them unless this
+            is one ``--part`` of a split run; see :func:`merge_lira_shadows`).
+        total: shadows in the whole run.
+        config: what the shadows depend on (targets, population, seed, training); parts
+            merge only when it is identical.
+        stats: per-shadow ``accuracy_in``, ``accuracy_out`` and ``train_size`` (for ``info``).
     """
 
     keep: np.ndarray
@@ -61,15 +69,92 @@ class LiraShadows:
     fingerprint: str
     logit_confidences: np.ndarray | None = None
     info: dict = field(default_factory=dict)
+    shadow_ids: np.ndarray | None = None
+    total: int | None = None
+    config: dict = field(default_factory=dict)
+    stats: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.shadow_ids is None:
+            self.shadow_ids = np.arange(len(self.keep))
+        self.shadow_ids = np.asarray(self.shadow_ids, np.int64)
+        if self.total is None:
+            self.total = len(self.keep)
 
     @property
     def num_shadows(self) -> int:
         return int(self.keep.shape[0])
 
+    @property
+    def complete(self) -> bool:
+        """All ``total`` shadows, in order (not one part of a split run)."""
+        return self.num_shadows == self.total and bool((self.shadow_ids == np.arange(self.total)).all())
+
+    def save(self, path) -> Path:
+        """Write to an ``.npz`` (arrays plus a JSON header; read back without pickle)."""
+        arrays = {"keep": self.keep, "confidences": self.confidences, "shadow_ids": self.shadow_ids,
+                  **{f"stat_{k}": np.asarray(v) for k, v in self.stats.items()}}
+        if self.logit_confidences is not None:
+            arrays["logit_confidences"] = self.logit_confidences
+        header = {"format": _FORMAT, "version": 1, "fingerprint": self.fingerprint, "total": self.total,
+                  "config": self.config, "info": self.info}
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp.npz")
+        np.savez_compressed(tmp, header=np.asarray(json.dumps(header)), **arrays)
+        tmp.replace(path)
+        return path
+
+    @classmethod
+    def load(cls, path) -> "LiraShadows":
+        """Read what :meth:`save` wrote; ``ValueError`` for any other file."""
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"no LiRA shadows file at {str(path)!r} (written by `tfmodelsec membership` "
+                                    "as lira_shadows.npz, or by `tfmodelsec merge`)")
+        try:
+            with np.load(path, allow_pickle=False) as f:
+                header = json.loads(str(f["header"]))
+                arrays = {k: f[k] for k in f.files if k != "header"}
+        except (OSError, ValueError, KeyError) as exc:
+            raise ValueError(f"{str(path)!r} is not a LiRA shadows file ({exc})") from None
+        if header.get("format") != _FORMAT:
+            raise ValueError(f"{str(path)!r} is not a LiRA shadows file (format {header.get('format')!r})")
+        stats = {k[len("stat_"):]: v for k, v in arrays.items() if k.startswith("stat_")}
+        return cls(arrays["keep"].astype(bool), arrays["confidences"], header["fingerprint"],
+                   arrays.get("logit_confidences"), header["info"], arrays["shadow_ids"], header["total"],
+                   header["config"], stats)
+
+
+_FORMAT = "tfmodelsec-lira-shadows"
+
+
+def _summary(stats: dict, pool_size: int, total: int) -> dict:
+    return {"num_shadows": total, "pool_size": pool_size,
+            "shadow_train_size": float(np.mean(stats["train_size"])),
+            "shadow_accuracy_in": float(np.mean(stats["accuracy_in"])),
+            "shadow_accuracy_out": float(np.mean(stats["accuracy_out"]))}
+
+
+def _config(x, y, population, num_shadows, training, seed) -> dict:
+    model = training.model if training.model is None or isinstance(training.model, str) else "custom"
+    return {"targets": records_fingerprint(x, y), "num_shadows": int(num_shadows), "seed": int(seed),
+            "population": None if population is None else records_fingerprint(*population),
+            "training": {"model": model, "epochs": training.epochs, "batch_size": training.batch_size,
+                         "learning_rate": training.learning_rate, "schedule": training.schedule}}
+
 
 def train_lira_shadows(victim, x, y, *, num_shadows: int, population=None, training=None,
-                       strategy=None, seed: int = 0, verbose: int = 1) -> LiraShadows:
-    """Train ``num_shadows`` reference models on balanced random halves of targets + population."""
+                       strategy=None, seed: int = 0, part: tuple[int, int] | None = None,
+                       verbose: int = 1) -> LiraShadows:
+    """Train ``num_shadows`` reference models on balanced random halves of targets + population.
+
+    ``part=(i, n)`` trains only the shadows :func:`~tfmodelsec.distribute.part_range` gives
+    part ``i`` of ``n`` (the in/out split and each shadow's seed depend on the shadow's
+    index alone), for :func:`merge_lira_shadows` to join with the other parts.
+    """
+    from tfmodelsec.distribute import part_range
+
     training = training or ShadowTraining()
     x_pool, y_pool = x, y
     if population is not None:
@@ -78,29 +163,61 @@ def train_lira_shadows(victim, x, y, *, num_shadows: int, population=None, train
     rng = np.random.default_rng(seed)
     # Column-wise ranks of uniform noise: each record lands in exactly num_shadows // 2 shadows.
     keep_pool = np.argsort(rng.uniform(size=(num_shadows, len(x_pool))), axis=0) < num_shadows // 2
+    ids = np.asarray(part_range(num_shadows, part), np.int64)
     build = shadow_builder(victim, training)
-    conf = np.zeros((num_shadows, len(x)))
-    conf_logits = np.zeros((num_shadows, len(x)))
-    acc_in, acc_out, sizes = [], [], []
-    bar = progbar(num_shadows, verbose=verbose, unit_name="shadow")
-    for i in range(num_shadows):
+    conf = np.zeros((len(ids), len(x)))
+    conf_logits = np.zeros((len(ids), len(x)))
+    stats = {"accuracy_in": [], "accuracy_out": [], "train_size": []}
+    bar = progbar(len(ids), verbose=verbose, unit_name="shadow")
+    for row, i in enumerate(ids):
         rows = np.flatnonzero(keep_pool[i])
-        model = train_shadow(build, x_pool[rows], y_pool[rows], training, seed=seed + 1 + i, strategy=strategy)
+        model = train_shadow(build, x_pool[rows], y_pool[rows], training, seed=seed + 1 + int(i), strategy=strategy)
         probs = predict_probabilities(model, x)
-        conf[i] = logit_confidence(probs, y)
+        conf[row] = logit_confidence(probs, y)
         if conf_logits is not None:
             try:
-                conf_logits[i] = logit_confidence(softmax64(logits_of(model, x)), y)
+                conf_logits[row] = logit_confidence(softmax64(logits_of(model, x)), y)
             except ValueError:  # a custom shadow architecture without a softmax head
                 conf_logits = None
         correct = probs.argmax(1) == y
-        acc_in.append(float(correct[keep_pool[i, : len(x)]].mean()))
-        acc_out.append(float(correct[~keep_pool[i, : len(x)]].mean()))
-        sizes.append(len(rows))
-        bar.update(i + 1)
-    info = {"num_shadows": num_shadows, "pool_size": len(x_pool), "shadow_train_size": float(np.mean(sizes)),
-            "shadow_accuracy_in": float(np.mean(acc_in)), "shadow_accuracy_out": float(np.mean(acc_out))}
-    return LiraShadows(keep_pool[:, : len(x)], conf, records_fingerprint(x, y), conf_logits, info)
+        stats["accuracy_in"].append(float(correct[keep_pool[i, : len(x)]].mean()))
+        stats["accuracy_out"].append(float(correct[~keep_pool[i, : len(x)]].mean()))
+        stats["train_size"].append(len(rows))
+        bar.update(row + 1)
+    stats = {k: np.asarray(v) for k, v in stats.items()}
+    info = _summary(stats, len(x_pool), num_shadows) if len(ids) else {}
+    return LiraShadows(keep_pool[ids, : len(x)], conf, records_fingerprint(x, y), conf_logits, info, ids,
+                       num_shadows, _config(x, y, population, num_shadows, training, seed), stats)
+
+
+def merge_lira_shadows(parts) -> LiraShadows:
+    """Join the parts of a split shadow run (``--part i/n``) into the unsplit result.
+
+    Raises ``ValueError`` if the parts come from different runs (targets, population,
+    seed, training) or a shadow is missing or given twice.
+    """
+    from tfmodelsec.distribute import check_coverage
+
+    parts = list(parts)
+    if not parts or not all(isinstance(p, LiraShadows) for p in parts):
+        raise ValueError("`parts` must be a non-empty list of LiraShadows")
+    first = parts[0]
+    for p in parts[1:]:
+        if p.config != first.config or p.fingerprint != first.fingerprint or p.total != first.total:
+            raise ValueError("cannot merge LiRA shadows from different runs: targets, population, seed, "
+                             f"shadow count or training differ ({first.config} vs {p.config})")
+    order = check_coverage([p.shadow_ids for p in parts], first.total, what="shadows")
+
+    def cat(arrays):
+        return np.concatenate(arrays)[order]
+
+    logit_parts = [p.logit_confidences for p in parts]
+    logits = None if any(a is None for a in logit_parts) else cat(logit_parts)
+    stats = {k: cat([p.stats[k] for p in parts]) for k in first.stats}
+    pool_size = next((p.info["pool_size"] for p in parts if p.info), 0)
+    return LiraShadows(cat([p.keep for p in parts]), cat([p.confidences for p in parts]), first.fingerprint,
+                       logits, _summary(stats, pool_size, first.total), np.arange(first.total), first.total,
+                       first.config, stats)
 
 
 def _gaussian(values, mask, fixed):
@@ -124,6 +241,9 @@ def lira_scores(shadows: LiraShadows, victim_confidence, *, online: bool = True,
     """
     from scipy.stats import norm
 
+    if not shadows.complete:
+        raise ValueError(f"these LiRA shadows are one part of a split run ({shadows.num_shadows} of "
+                         f"{shadows.total}): merge all parts first (merge_lira_shadows / `tfmodelsec merge`)")
     conf, keep = shadows.confidences, shadows.keep
     if logits:
         if shadows.logit_confidences is None:

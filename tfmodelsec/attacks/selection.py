@@ -27,7 +27,7 @@ import numpy as np
 
 from tfmodelsec.utils import check_choice, check_positive
 
-__all__ = ["SELECTION_METHODS", "check_pool", "select_queries"]
+__all__ = ["SELECTION_METHODS", "candidate_indices", "check_pool", "select_queries"]
 
 SELECTION_METHODS = ("random", "drmi", "neuron_trace", "correlation", "class_probability")
 # The pairwise methods build an n x n matrix: above this many candidates, a seeded
@@ -119,6 +119,14 @@ def _class_probability(probs: np.ndarray, n: int, seed: int) -> np.ndarray:
     return np.asarray(picks)
 
 
+def candidate_indices(pool_size: int, n: int, candidates: int | None, seed: int) -> np.ndarray:
+    """The seeded subset of the pool that the pairwise methods search (sorted indices):
+    ``max(candidates, n)`` of ``pool_size``, or the whole pool when it is no larger."""
+    if candidates is None or pool_size <= candidates:
+        return np.arange(pool_size)
+    return np.sort(np.random.default_rng(seed).choice(pool_size, size=max(int(candidates), n), replace=False))
+
+
 def select_queries(pool_x, n: int, *, method: str = "random", seed: int = 0, input_shape=None,
                    candidates: int | None = DEFAULT_CANDIDATES, levels: int = 8, restarts: int | None = 8,
                    normalize: bool = False,
@@ -171,8 +179,8 @@ def select_queries(pool_x, n: int, *, method: str = "random", seed: int = 0, inp
     start = time.perf_counter()
     info: dict = {"method": method, "n": n, "pool": len(pool)}
     cand = np.arange(len(pool))
-    if method in ("drmi", "correlation", "class_probability") and candidates is not None and len(pool) > candidates:
-        cand = np.sort(rng.choice(len(pool), size=max(int(candidates), n), replace=False))
+    if method in ("drmi", "correlation", "class_probability"):
+        cand = candidate_indices(len(pool), n, candidates, seed)
     info["candidates"] = len(cand)
     if method == "random":
         picked = rng.choice(len(pool), size=n, replace=False)

@@ -20,6 +20,15 @@ PAPER_DRMI_LENET5 = {
 }
 
 
+def selected_queries(budget: int, active_share: float) -> int:
+    """Queries of a budget chosen by the selection method; the rest are active (uncertainty) queries."""
+    n = budget - round(budget * active_share)
+    if n < 1:
+        raise ValueError(f"`active_share` must leave >= 1 query for the selection method. "
+                         f"Received: active_share={active_share} at budget {budget}")
+    return n
+
+
 def sweep(victim, pool, budgets, *, methods=("drmi",), losses=("kl",), seeds=(0,), eval_data=None,
           student="lenet5", semi_supervised=True, active_share: float = 0.0, selection=None,
           steal_options=None, out_dir=None, cache_dir=None, verbose: int = 1) -> list[dict]:
@@ -60,10 +69,7 @@ def sweep(victim, pool, budgets, *, methods=("drmi",), losses=("kl",), seeds=(0,
     for seed in seeds:
         for method in methods:
             for budget in budgets:
-                n_active = round(budget * active_share)
-                if budget - n_active < 1:
-                    raise ValueError(f"`active_share` must leave >= 1 query for the selection method. "
-                                     f"Received: active_share={active_share} at budget {budget}")
+                n_active = budget - selected_queries(budget, active_share)
                 idx, info = select_queries(pool, budget - n_active, method=method, seed=seed,
                                            input_shape=victim.input_shape, cache_dir=cache_dir,
                                            return_info=True, **(selection or {}))

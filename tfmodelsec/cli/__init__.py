@@ -17,7 +17,7 @@ __all__ = ["main", "COMMANDS"]
 COMMANDS = (
     "train", "info", "audit", "demo",
     "recover", "invert", "steal", "membership",
-    "defend", "evaluate", "export", "chain", "unlearn",
+    "defend", "evaluate", "export", "chain", "unlearn", "merge",
 )
 
 

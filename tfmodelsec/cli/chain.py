@@ -7,7 +7,11 @@ from tfmodelsec.cli._common import (CliError, add_dataset_argument, add_parser, 
 
 EXAMPLE = """tfmodelsec chain --model lenet5 --dataset mnist --blocks 100 --out runs/chain
 tfmodelsec chain --model lenet5 --dataset mnist --blocks 100 --out runs/chain --resume
-tfmodelsec chain --model lenet5 --dataset digits --blocks 20 --sisa 5,4 --out runs/digits_chain"""
+tfmodelsec chain --model lenet5 --dataset digits --blocks 20 --sisa 5,4 --out runs/digits_chain
+# SISA shards split over 2 machines (no chain), then merged:
+tfmodelsec chain --model lenet5 --dataset mnist --sisa 10,4 --part 1/2 --out runs/chain  # machine A
+tfmodelsec chain --model lenet5 --dataset mnist --sisa 10,4 --part 2/2 --out runs/chain  # machine B
+tfmodelsec merge runs/chain/sisa --out runs/chain/sisa"""
 
 
 def register(sub) -> None:
@@ -52,6 +56,13 @@ def register(sub) -> None:
         metavar="S,R",
         help="also train a SISA ensemble of S shards x R slices into DIR/sisa (baseline)",
     )
+    p.add_argument(
+        "--part",
+        default=None,
+        metavar="I/N",
+        help="train only part I of N of the SISA shards into OUT/sisa (no chain); "
+        "join the parts with `tfmodelsec merge`",
+    )
     p.add_argument("--resume", action="store_true", help="continue an interrupted chain in --out")
     p.add_argument("--out", required=True, metavar="DIR", help="chain directory")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
@@ -63,7 +74,7 @@ def run(args) -> int:
     from pathlib import Path
 
     from tfmodelsec.data import load_dataset
-    from tfmodelsec.unlearning import train_chain, train_sisa
+    from tfmodelsec.unlearning import train_chain
 
     sisa = None
     if args.sisa is not None:
@@ -76,6 +87,8 @@ def run(args) -> int:
     if args.train_subset is not None:
         data = data.subset(n_train=args.train_subset)
     verbose = 0 if args.quiet else 1
+    if args.part is not None:
+        return _sisa_part(args, data, sisa, verbose)
     chain = train_chain(
         args.model,
         data,
@@ -107,19 +120,44 @@ def run(args) -> int:
     if sisa is not None and args.resume and (Path(args.out) / "sisa" / "manifest.json").is_file():
         print(f"SISA ensemble already in {Path(args.out) / 'sisa'}")
     elif sisa is not None:
-        ens = train_sisa(
-            args.model,
-            data,
-            Path(args.out) / "sisa",
-            shards=sisa[0],
-            slices=sisa[1],
-            epochs_per_slice=args.epochs_per_block,
-            batch_size=args.batch_size,
-            learning_rate=args.lr,
-            optimizer=args.optimizer,
-            seed=args.seed,
-            strategy=strategy_arg(args),
-            verbose=verbose,
-        )
+        ens = _train_sisa(args, data, sisa, verbose)
         print(f"SISA {sisa[0]}x{sisa[1]} in {ens.path}")
+    return 0
+
+
+def _train_sisa(args, data, sisa, verbose, part=None):
+    from pathlib import Path
+
+    from tfmodelsec.unlearning import train_sisa
+
+    return train_sisa(
+        args.model,
+        data,
+        Path(args.out) / "sisa",
+        shards=sisa[0],
+        slices=sisa[1],
+        epochs_per_slice=args.epochs_per_block,
+        batch_size=args.batch_size,
+        learning_rate=args.lr,
+        optimizer=args.optimizer,
+        seed=args.seed,
+        strategy=strategy_arg(args),
+        part=part,
+        verbose=verbose,
+    )
+
+
+def _sisa_part(args, data, sisa, verbose) -> int:
+    """``--part I/N``: train this part's SISA shards only."""
+    from tfmodelsec.distribute import parse_part
+
+    part = parse_part(args.part)
+    if sisa is None or args.resume:
+        raise CliError(
+            "--part splits the SISA shards: it needs --sisa S,R and no --resume. "
+            f"Received: --sisa {args.sisa!r}{' --resume' if args.resume else ''}"
+        )
+    path = _train_sisa(args, data, sisa, verbose, part=part)
+    print(f"SISA part {part[0]}/{part[1]} ({sisa[0]} shards in all) -> {path}")
+    print(f"when every part is done: tfmodelsec merge {path.parent} [other parts' sisa dirs] --out DIR")
     return 0

@@ -15,8 +15,13 @@ from tfmodelsec.cli._common import (
     strategy_arg,
 )
 
-EXAMPLE = ("tfmodelsec steal saved_models/lenet5_mnist.h5 --dataset mnist --queries 50,150,200,300,600 "
-           "--select drmi --loss kl --out runs/steal")
+EXAMPLE = """\
+tfmodelsec steal saved_models/lenet5_mnist.h5 --dataset mnist --queries 50,150,200,300,600 --select drmi \\
+    --loss kl --out runs/steal
+# DRMI's MI matrix over 20000 candidates in 4 parts (one per machine), merged, then the attack reuses it:
+tfmodelsec steal saved_models/lenet5_mnist.h5 --dataset mnist --candidates 20000 --part 3/4 --out runs/steal
+tfmodelsec merge runs/steal/cache --out runs/steal/cache
+tfmodelsec steal saved_models/lenet5_mnist.h5 --dataset mnist --candidates 20000 --out runs/steal"""
 
 
 def register(sub) -> None:
@@ -46,6 +51,9 @@ def register(sub) -> None:
                    help="plain distillation: do not use the unlabeled pool")
     p.add_argument("--eval-samples", type=int, default=None, metavar="N",
                    help="evaluate on the first N test images (default: all)")
+    p.add_argument("--part", default=None, metavar="I/N",
+                   help="compute only part I of N of DRMI's MI matrix into OUT/cache and stop (no queries); "
+                        "join the parts with `tfmodelsec merge`, then rerun without --part")
     p.set_defaults(func=run)
 
 
@@ -70,6 +78,8 @@ def run(args) -> int:
     from pathlib import Path
 
     out = Path(args.out)
+    if args.part is not None:
+        return _mi_part(args, pool, budgets, methods, out / "cache")
     out.mkdir(parents=True, exist_ok=True)
     with Timer() as timer:
         rows = sweep(victim, pool, budgets, methods=methods, losses=losses, seeds=(args.seed,),
@@ -93,4 +103,26 @@ def run(args) -> int:
         print(f"{r['method']:>17} {r['loss']:>4} {r['budget']:>6} queries: accuracy {r['accuracy']:.4f}  "
               f"fidelity {r['fidelity']:.4f}  transferability {r['transferability'] or 0:.4f}")
     print(f"wrote {out / 'steal.json'}, {out / 'steal.png'} and {len(rows)} students")
+    return 0
+
+
+def _mi_part(args, pool, budgets, methods, cache) -> int:
+    """``--part I/N``: this part's blocks of the MI matrices the sweep's DRMI runs will need."""
+    import numpy as np
+
+    from tfmodelsec.attacks.drmi import mutual_information_part
+    from tfmodelsec.attacks.selection import candidate_indices
+    from tfmodelsec.attacks.stealing_sweep import selected_queries
+    from tfmodelsec.distribute import parse_part
+
+    part = parse_part(args.part)
+    if "drmi" not in methods:
+        raise CliError(f"--part splits DRMI's MI matrix: --select must include drmi. Received: {args.select!r}")
+    # one matrix per distinct candidate set (budgets above --candidates widen it)
+    sets = {tuple(candidate_indices(len(pool), selected_queries(b, args.active_share), args.candidates, args.seed))
+            for b in budgets}
+    for cand in sorted(sets, key=len):
+        path = mutual_information_part(pool[np.asarray(cand)], part, cache, verbose=0 if args.quiet else 1)
+        print(f"MI part {part[0]}/{part[1]} over {len(cand)} candidates -> {path}")
+    print(f"when every part is done: tfmodelsec merge {cache} --out {cache}, then rerun without --part")
     return 0

@@ -31,9 +31,10 @@ from tfmodelsec.unlearning.chain import (
 )
 from tfmodelsec.utils import check_positive, progbar, set_seed
 
-__all__ = ["MajorityVote", "Sisa", "train_sisa", "unlearn_sisa"]
+__all__ = ["MajorityVote", "Sisa", "merge_sisa", "train_sisa", "unlearn_sisa"]
 
 FORMAT = "tfmodelsec-sisa"
+PART_FORMAT = "tfmodelsec-sisa-part"
 #: Weight of the mean probability that breaks ties between equally voted classes.
 TIE_BREAK = 1e-3
 
@@ -141,22 +142,8 @@ def _train_stages(trainer, weights, shard_slices, x, y, keep_fn, seed, shard, fi
         yield r, weights
 
 
-def train_sisa(
-    model: str,
-    data,
-    out_dir,
-    *,
-    shards: int = 5,
-    slices: int = 4,
-    epochs_per_slice: int = 1,
-    batch_size: int = 32,
-    learning_rate: float = 0.05,
-    optimizer: str = "sgd",
-    seed: int = 0,
-    strategy=None,
-    verbose: int = 1,
-) -> Sisa:
-    """Train a SISA ensemble of ``shards`` models, ``slices`` stages each, into ``out_dir``."""
+def _sisa_plan(model, data, shards, slices, epochs_per_slice, batch_size, learning_rate, optimizer, seed):
+    """Validate the settings; return the records, the shard/slice ids and the config."""
     check_positive("shards", shards, integer=True)
     check_positive("slices", slices, integer=True)
     check_positive("epochs_per_slice", epochs_per_slice, integer=True)
@@ -165,8 +152,6 @@ def train_sisa(
         raise ValueError(
             f"`shards` x `slices` must be <= {len(x)} records. Received: {shards}x{slices}"
         )
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     order = np.random.default_rng([int(seed), 0x515A]).permutation(len(x))
     parts = [np.array_split(p, slices) for p in np.array_split(order, shards)]
     config = {
@@ -184,44 +169,147 @@ def train_sisa(
         "seed": seed,
         "data_sha256": data_fingerprint(x, y),
     }
-    trainer = get_trainer(
-        model,
-        x.shape[1:],
-        data.num_classes,
-        optimizer=optimizer,
-        learning_rate=learning_rate,
-        batch_size=batch_size,
-        strategy=strategy,
-    )
+    return x, y, parts, config
+
+
+def _train_shards(config, x, y, parts, shard_ids, out: Path, strategy, verbose) -> list:
+    """Train the given shards (each seeded by its own index) into ``out``; their checkpoints."""
     from tfmodelsec.models.zoo import build_model
 
-    checkpoints, bar, start = (
-        [],
-        progbar(shards * slices, verbose=verbose, unit_name="stage"),
-        time.perf_counter(),
+    c = config
+    trainer = get_trainer(
+        c["model"],
+        x.shape[1:],
+        c["num_classes"],
+        optimizer=c["optimizer"],
+        learning_rate=c["learning_rate"],
+        batch_size=c["batch_size"],
+        strategy=strategy,
     )
-    for s in range(shards):
-        set_seed(seed + s)
-        w0 = build_model(model, x.shape[1:], data.num_classes).get_weights()
+    R = c["slices"]
+    checkpoints, bar = [], progbar(len(shard_ids) * R, verbose=verbose, unit_name="stage")
+    for k, s in enumerate(shard_ids):
+        set_seed(c["seed"] + s)
+        w0 = build_model(c["model"], x.shape[1:], c["num_classes"]).get_weights()
         entries = [_save_weights(out / f"s{s:02d}_r00.npz", w0)]
         for r, w in _train_stages(
-            trainer, w0, parts[s], x, y, lambda ids: None, seed, s, 1, slices, epochs_per_slice
+            trainer, w0, parts[s], x, y, lambda ids: None, c["seed"], s, 1, R, c["epochs_per_slice"]
         ):
             entries.append(_save_weights(out / f"s{s:02d}_r{r:02d}.npz", w))
-            bar.update(s * slices + r)
+            bar.update(k * R + r)
         checkpoints.append(entries)
+    return checkpoints
+
+
+def _write_manifest(path: Path, manifest: dict) -> None:
+    text = json.dumps(manifest, separators=(",", ":")).encode()
+    _atomic_write(path, lambda f: f.write(text))
+
+
+def train_sisa(
+    model: str,
+    data,
+    out_dir,
+    *,
+    shards: int = 5,
+    slices: int = 4,
+    epochs_per_slice: int = 1,
+    batch_size: int = 32,
+    learning_rate: float = 0.05,
+    optimizer: str = "sgd",
+    seed: int = 0,
+    strategy=None,
+    part: tuple[int, int] | None = None,
+    verbose: int = 1,
+):
+    """Train a SISA ensemble of ``shards`` models, ``slices`` stages each, into ``out_dir``.
+
+    Returns the :class:`Sisa`. With ``part=(i, n)`` only the shards
+    :func:`~tfmodelsec.distribute.part_range` gives part ``i`` of ``n`` are trained (each
+    shard is seeded by its own index, so the split changes nothing), their manifest goes
+    to ``manifest.part-i-of-n.json``, and the path of that file is returned; join the
+    parts with :func:`merge_sisa`.
+    """
+    from tfmodelsec.distribute import parse_part, part_filename, part_range
+
+    x, y, parts, config = _sisa_plan(
+        model, data, shards, slices, epochs_per_slice, batch_size, learning_rate, optimizer, seed
+    )
+    if part is not None:
+        part = parse_part(f"{part[0]}/{part[1]}")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    shard_ids = list(part_range(shards, part))
+    start = time.perf_counter()
+    checkpoints = _train_shards(config, x, y, parts, shard_ids, out, strategy, verbose)
     manifest = {
-        "format": FORMAT,
+        "format": FORMAT if part is None else PART_FORMAT,
         "version": 1,
         "config": config,
-        "complete": True,
+        "complete": part is None,
         "train_seconds": round(time.perf_counter() - start, 3),
         "checkpoints": checkpoints,
         "slices": [[p.tolist() for p in shard] for shard in parts],
     }
-    text = json.dumps(manifest, separators=(",", ":")).encode()
-    _atomic_write(out / "manifest.json", lambda f: f.write(text))
-    return Sisa(out, manifest)
+    if part is None:
+        _write_manifest(out / "manifest.json", manifest)
+        return Sisa(out, manifest)
+    manifest.update(part=list(part), shard_ids=shard_ids)
+    path = out / part_filename("manifest", part, ".json")
+    _write_manifest(path, manifest)
+    return path
+
+
+def merge_sisa(part_manifests, out_dir) -> Sisa:
+    """Join the parts of a split SISA run into one ensemble in ``out_dir``.
+
+    ``part_manifests``: the ``manifest.part-i-of-n.json`` files (checkpoints beside them).
+    Checkpoints are checked against their sha256 and copied into ``out_dir`` when they
+    live elsewhere. The result equals an unsplit :func:`train_sisa` with the same settings.
+    """
+    from tfmodelsec.distribute import check_coverage
+
+    out = Path(out_dir)
+    loaded = []
+    for path in part_manifests:
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"no SISA part manifest at {str(path)!r}")
+        m = json.loads(path.read_text())
+        if m.get("format") != PART_FORMAT:
+            raise ChainError(f"{str(path)!r} is not a SISA part manifest (format {m.get('format')!r})")
+        loaded.append((path, m))
+    if not loaded:
+        raise ValueError("`part_manifests` is empty: expected the manifest.part-i-of-n.json files of a split run")
+    first = loaded[0][1]
+    for path, m in loaded[1:]:
+        if m["config"] != first["config"] or m["slices"] != first["slices"]:
+            raise ChainError(f"cannot merge SISA parts of different runs: {str(path)!r} has other settings "
+                             f"than {str(loaded[0][0])!r}")
+    order = check_coverage([m["shard_ids"] for _, m in loaded], first["config"]["shards"], what="shards")
+    out.mkdir(parents=True, exist_ok=True)
+    checkpoints = []
+    for path, m in loaded:
+        for entries in m["checkpoints"]:
+            for entry in entries:
+                src, dst = path.parent / entry["file"], out / entry["file"]
+                if not src.is_file() or _sha256_file(src) != entry["sha256"]:
+                    raise ChainError(f"checksum mismatch or missing file: {str(src)!r}")
+                if src.resolve() != dst.resolve():
+                    _atomic_write(dst, lambda f, src=src: f.write(src.read_bytes()))
+            checkpoints.append(entries)
+    manifest = {
+        "format": FORMAT,
+        "version": 1,
+        "config": first["config"],
+        "complete": True,
+        "train_seconds": round(sum(m["train_seconds"] for _, m in loaded), 3),
+        "checkpoints": [checkpoints[k] for k in order],
+        "slices": first["slices"],
+        "merged_parts": len(loaded),
+    }
+    _write_manifest(out / "manifest.json", manifest)
+    return Sisa.open(out)
 
 
 def unlearn_sisa(sisa: Sisa, delete_ids, *, data, strategy=None, verbose: int = 1) -> UnlearnResult:
