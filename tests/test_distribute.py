@@ -183,7 +183,7 @@ def test_strategy_names_and_parts(monkeypatch):
     assert covered == list(range(10))  # parts tile the range exactly, in order
 
 
-@pytest.mark.parametrize("command", ["train", "steal", "membership", "chain", "unlearn"])
+@pytest.mark.parametrize("command", ["train", "steal", "membership", "chain", "unlearn", "defend"])
 def test_training_commands_take_a_strategy(command, capsys):
     from tfmodelsec.cli import build_parser
 
@@ -191,3 +191,16 @@ def test_training_commands_take_a_strategy(command, capsys):
     with pytest.raises(SystemExit):
         parser.parse_args([command, "--help"])
     assert "--strategy {default,mirrored,multiworker}" in capsys.readouterr().out
+
+
+def test_make_defense_hands_the_strategy_to_apgp_only(tiny_model):
+    import tensorflow as tf
+
+    from tfmodelsec.defenses import APGP, TopK, make_defense
+
+    x = np.random.default_rng(0).random((64, 4), dtype=np.float32)
+    default = tf.distribute.get_strategy()
+    assert isinstance(make_defense("apgp_top1", tiny_model, x=x, epochs=1, strategy=default), APGP)
+    with pytest.raises(ValueError, match="strategy"):  # reaches train_apgp, which checks it
+        make_defense("apgp_top1", tiny_model, x=x, epochs=1, strategy="mirrored")
+    assert isinstance(make_defense("topk", tiny_model, k=2, strategy=default), TopK)  # ignored, not a layer option
