@@ -58,8 +58,8 @@ def test_train_classifier_mirrored_matches_default():
 
 # steal (Model.fit on the Distiller), APGP (a custom strategy.run loop) and a shadow model
 # (train_classifier on a clone of the victim) in one child: TF start-up costs ~5 s a process.
-# steal runs with augment=False: random shifts draw different numbers on each replica, so
-# only the augmentation-free run can match the single-device one step for step.
+# steal runs with augment=False: random shifts are drawn per replica batch, so only the
+# augmentation-free run can match the single-device one step for step.
 _LOOPS_MIRRORED = textwrap.dedent("""
     import json
     import numpy as np
@@ -84,18 +84,22 @@ _LOOPS_MIRRORED = textwrap.dedent("""
         apgp = train_apgp(victim, data.x_train, top_k=1, epochs=2, batch_size=128, learning_rate=3e-2,
                           seed=7, strategy=strategy, verbose=0)
         model = train_shadow(shadow_builder(victim, shadow), x, y, shadow, seed=9, strategy=strategy)
-        return {"steal": (stolen.student.get_weights(), stolen.history["distill_loss"]),
-                "apgp": (apgp.layer.get_weights(), apgp.history),
-                "shadow": (model.get_weights(), [])}
+        return {"steal": (stolen.student, stolen.history["distill_loss"]),
+                "apgp": (apgp.layer, apgp.history),
+                "shadow": (model, None)}  # train_shadow returns the model alone
 
     single = run(None)
     mirrored = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
     multi = run(mirrored)
     out = {"replicas": mirrored.num_replicas_in_sync}
     for name in single:
-        (w0, h0), (w1, h1) = single[name], multi[name]
-        out[name] = {"gap": max(float(np.abs(a - b).max()) for a, b in zip(w0, w1)),
-                     "history": [list(map(float, h0)), list(map(float, h1))]}
+        (m0, h0), (m1, h1) = single[name], multi[name]
+        out[name] = {"gap": max(float(np.abs(a - b).max()) for a, b in zip(m0.get_weights(), m1.get_weights())),
+                     # the weights were mirrored: the loop really ran under the strategy
+                     "mirrored": all(isinstance(v.value, tf.distribute.DistributedValues)
+                                     for v in m1.trainable_variables)}
+        if h0 is not None:
+            out[name]["history"] = [list(map(float, h0)), list(map(float, h1))]
     print("RESULT", json.dumps(out))
 """)
 
@@ -108,11 +112,13 @@ def test_steal_apgp_and_shadow_mirrored_match_default():
     result = json.loads(run.stdout.split("RESULT", 1)[1])
     assert result["replicas"] == 2
     for name in ("steal", "apgp", "shadow"):
+        assert result[name]["mirrored"], name
         assert result[name]["gap"] < MIRRORED_TOLERANCE, (name, result[name])
+    for name in ("steal", "apgp"):
         single, multi = result[name]["history"]
+        assert len(single) == len(multi) == 2  # one value per epoch
         # a per-replica loss not divided by the replica count reports (and steps) twice the loss
         np.testing.assert_allclose(multi, single, rtol=MIRRORED_TOLERANCE, err_msg=name)
-    assert len(result["steal"]["history"][0]) == len(result["apgp"]["history"][0]) == 2
 
 
 _WORKER = textwrap.dedent("""
