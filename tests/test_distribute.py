@@ -56,6 +56,71 @@ def test_train_classifier_mirrored_matches_default():
     assert abs(float(acc_single) - float(acc_multi)) <= 0.02
 
 
+# steal (Model.fit on the Distiller), APGP (a custom strategy.run loop) and a shadow model
+# (train_classifier on a clone of the victim) in one child: TF start-up costs ~5 s a process.
+# steal runs with augment=False: random shifts are drawn per replica batch, so only the
+# augmentation-free run can match the single-device one step for step.
+_LOOPS_MIRRORED = textwrap.dedent("""
+    import json
+    import numpy as np
+    import tensorflow as tf
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    from tfmodelsec.attacks.mia_shadow import ShadowTraining, shadow_builder, train_shadow
+    from tfmodelsec.attacks.stealing import steal
+    from tfmodelsec.data import load_dataset
+    from tfmodelsec.defenses.apgp import train_apgp
+    from tfmodelsec.models import train_classifier
+    from tfmodelsec.models.io import as_victim
+    from tfmodelsec.oracle import BlackBox
+    data = load_dataset("digits").subset(n_train=512, n_test=100)
+    victim = as_victim(train_classifier("mlp", data, epochs=2, batch_size=64, seed=3, verbose=0).model)
+    x, y = data.x_train[:256], data.y_train[:256]
+    shadow = ShadowTraining(epochs=2, batch_size=64)
+
+    def run(strategy):
+        stolen = steal(BlackBox(victim), x, student="mlp", epochs=2, batch_size=64, augment=False,
+                       seed=7, strategy=strategy, verbose=0)
+        apgp = train_apgp(victim, data.x_train, top_k=1, epochs=2, batch_size=128, learning_rate=3e-2,
+                          seed=7, strategy=strategy, verbose=0)
+        model = train_shadow(shadow_builder(victim, shadow), x, y, shadow, seed=9, strategy=strategy)
+        return {"steal": (stolen.student, stolen.history["distill_loss"]),
+                "apgp": (apgp.layer, apgp.history),
+                "shadow": (model, None)}  # train_shadow returns the model alone
+
+    single = run(None)
+    mirrored = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    multi = run(mirrored)
+    out = {"replicas": mirrored.num_replicas_in_sync}
+    for name in single:
+        (m0, h0), (m1, h1) = single[name], multi[name]
+        out[name] = {"gap": max(float(np.abs(a - b).max()) for a, b in zip(m0.get_weights(), m1.get_weights())),
+                     # the weights were mirrored: the loop really ran under the strategy
+                     "mirrored": all(isinstance(v.value, tf.distribute.DistributedValues)
+                                     for v in m1.trainable_variables)}
+        if h0 is not None:
+            out[name]["history"] = [list(map(float, h0)), list(map(float, h1))]
+    print("RESULT", json.dumps(out))
+""")
+
+
+@pytest.mark.subprocess
+def test_steal_apgp_and_shadow_mirrored_match_default():
+    run = subprocess.run([sys.executable, "-c", _LOOPS_MIRRORED], env=_env(), capture_output=True,
+                         text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-1500:]
+    result = json.loads(run.stdout.split("RESULT", 1)[1])
+    assert result["replicas"] == 2
+    for name in ("steal", "apgp", "shadow"):
+        assert result[name]["mirrored"], name
+        assert result[name]["gap"] < MIRRORED_TOLERANCE, (name, result[name])
+    for name in ("steal", "apgp"):
+        single, multi = result[name]["history"]
+        assert len(single) == len(multi) == 2  # one value per epoch
+        # a per-replica loss not divided by the replica count reports (and steps) twice the loss
+        np.testing.assert_allclose(multi, single, rtol=MIRRORED_TOLERANCE, err_msg=name)
+
+
 _WORKER = textwrap.dedent("""
     import sys
     import numpy as np
@@ -124,7 +189,7 @@ def test_strategy_names_and_parts(monkeypatch):
     assert covered == list(range(10))  # parts tile the range exactly, in order
 
 
-@pytest.mark.parametrize("command", ["train", "steal", "membership", "chain", "unlearn"])
+@pytest.mark.parametrize("command", ["train", "steal", "membership", "chain", "unlearn", "defend"])
 def test_training_commands_take_a_strategy(command, capsys):
     from tfmodelsec.cli import build_parser
 
@@ -132,3 +197,16 @@ def test_training_commands_take_a_strategy(command, capsys):
     with pytest.raises(SystemExit):
         parser.parse_args([command, "--help"])
     assert "--strategy {default,mirrored,multiworker}" in capsys.readouterr().out
+
+
+def test_make_defense_hands_the_strategy_to_apgp_only(tiny_model):
+    import tensorflow as tf
+
+    from tfmodelsec.defenses import APGP, TopK, make_defense
+
+    x = np.random.default_rng(0).random((64, 4), dtype=np.float32)
+    default = tf.distribute.get_strategy()
+    assert isinstance(make_defense("apgp_top1", tiny_model, x=x, epochs=1, strategy=default), APGP)
+    with pytest.raises(ValueError, match="strategy"):  # reaches train_apgp, which checks it
+        make_defense("apgp_top1", tiny_model, x=x, epochs=1, strategy="mirrored")
+    assert isinstance(make_defense("topk", tiny_model, k=2, strategy=default), TopK)  # ignored, not a layer option

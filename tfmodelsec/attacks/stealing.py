@@ -81,6 +81,20 @@ def _augmenter(shape, seed):
     ], name="augment")
 
 
+def _scale_for_replicas(loss):
+    """``loss / num_replicas_in_sync``: what Keras' own losses do under ``tf.distribute``.
+
+    The TF trainer sums the replicas' gradients and reports ``loss * replicas``
+    (``keras/src/losses/loss.py``: ``scale_loss_for_distribution``, not public API), so
+    an overridden ``compute_loss`` returning each replica's plain mean would give
+    gradients and a reported loss ``replicas`` times too large.
+    """
+    import tensorflow as tf
+
+    replicas = tf.distribute.get_strategy().num_replicas_in_sync
+    return loss if replicas == 1 else loss / float(replicas)
+
+
 def _distiller_class():
     import keras
     from keras import ops
@@ -122,7 +136,7 @@ def _distiller_class():
             per_sample = is_query * query_loss + (1.0 - is_query) * ce
             if sample_weight is not None:
                 per_sample = per_sample * ops.reshape(sample_weight, ops.shape(per_sample))
-            return ops.mean(per_sample)
+            return _scale_for_replicas(ops.mean(per_sample))
 
     return Distiller
 
@@ -213,7 +227,10 @@ def steal(oracle, queries, *, student="lenet5", loss: str = "kl", temperature: f
         eval_data: ``(x_test, y_test)`` to fill the metric fields (owner-side).
         transfer_eps: FGSM epsilon for transferability.
         seed: seeds the student, the batches, the augmentation and the pool subset.
-        strategy: a ``tf.distribute.Strategy`` (default: the current one).
+        strategy: a ``tf.distribute.Strategy`` (default: the current one); ``batch_size``
+            is the global batch. With ``augment=False`` a mirrored run takes the same steps
+            as a single-device one (up to float32 reduction order); with augmentation the
+            random shifts are drawn per replica batch, so the draws, and the runs, differ.
         verbose: 0 silent, 1 progress per stage.
 
     Returns:

@@ -6,7 +6,9 @@ from tfmodelsec.cli._common import (
     add_common_run_arguments,
     add_dataset_argument,
     add_parser,
+    add_strategy_argument,
     add_victim_argument,
+    strategy_arg,
 )
 
 EXAMPLE = "tfmodelsec defend saved_models/lenet5_mnist.h5 --defense apgp_top1 --epochs 10 --out runs/apgp"
@@ -24,6 +26,7 @@ def register(sub) -> None:
     p.add_argument("--epochs", type=int, default=None, help="APGP training epochs (default 10)")
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                    help="a layer option, e.g. stddev=0.2, beta=0.7, k=2, eps=0.3, steps=8 (repeatable)")
+    add_strategy_argument(p)
     add_common_run_arguments(p)
     p.set_defaults(func=run)
 
@@ -62,7 +65,8 @@ def run(args) -> int:
         params["epochs"] = args.epochs
     victim = load_victim_arg(args)
     data = load_data_arg(args, victim)
-    layer = make_defense(name, victim, x=data.x_train, seed=args.seed, verbose=0 if args.quiet else 1, **params)
+    layer = make_defense(name, victim, x=data.x_train, seed=args.seed, strategy=strategy_arg(args),
+                         verbose=0 if args.quiet else 1, **params)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     x, y = data.x_test[:5000], data.y_test[:5000]

@@ -16,8 +16,9 @@ Registry (what the CLI and the TF-Serving export call)::
     # a probability defense loaded this way is applied as layer(victim_probabilities);
     # an input defense (APMSA, MAD) already holds the victim: layer(x).
 
-``make_defense(name, victim, *, x=None, seed=0, verbose=0, **params)``: ``name`` in
-:data:`DEFENSES` (``none`` returns ``None``; ``apgp_*`` need ``x`` to train).
+``make_defense(name, victim, *, x=None, seed=0, strategy=None, verbose=0, **params)``: ``name`` in
+:data:`DEFENSES` (``none`` returns ``None``; ``apgp_*`` need ``x`` to train,
+under ``strategy`` if given).
 ``defended_model(victim, defense)``: one Keras model to export (``defense`` may be ``None``).
 """
 

@@ -31,7 +31,7 @@ def _default_surrogate(victim, seed):
     return build_model(name, shape, victim.num_classes)
 
 
-def make_defense(name: str, victim, *, x=None, seed: int = 0, verbose: int = 0, **params):
+def make_defense(name: str, victim, *, x=None, seed: int = 0, strategy=None, verbose: int = 0, **params):
     """Build (and train, where needed) the defense called ``name`` for ``victim``.
 
     Args:
@@ -40,6 +40,8 @@ def make_defense(name: str, victim, *, x=None, seed: int = 0, verbose: int = 0, 
         victim: a Victim, keras.Model or path.
         x: the owner's inputs: needed to train APGP (a seeded subset of at most 10k is used).
         seed: seeds noise, surrogate initialisation and APGP training.
+        strategy: a ``tf.distribute.Strategy`` for APGP's training (default: the current
+            one); the other defenses train nothing and ignore it.
         verbose: 0 silences APGP's training progress.
         **params: the layer's own options, e.g. ``stddev`` (gaussian), ``beta``/``gamma``
             (reverse_sigmoid), ``decimals`` (rounding), ``k`` (topk), ``surrogate``/``epsilon``
@@ -90,7 +92,8 @@ def make_defense(name: str, victim, *, x=None, seed: int = 0, verbose: int = 0, 
         x = np.asarray(x, np.float32)
         if len(x) > _APGP_TRAIN_SAMPLES:
             x = x[np.random.default_rng(seed).choice(len(x), _APGP_TRAIN_SAMPLES, replace=False)]
-        result = train_apgp(victim, x, top_k=top_k, seed=seed, verbose=verbose, **{**_APGP_DEFAULTS, **params})
+        result = train_apgp(victim, x, top_k=top_k, seed=seed, strategy=strategy, verbose=verbose,
+                            **{**_APGP_DEFAULTS, **params})
         result.layer.training_summary = result.to_dict()
         return result.layer
     if key.startswith("apmsa_"):
