@@ -56,8 +56,9 @@ def test_train_classifier_mirrored_matches_default():
     assert abs(float(acc_single) - float(acc_multi)) <= 0.02
 
 
-# steal (Model.fit on the Distiller), APGP (a custom strategy.run loop) and a shadow model
-# (train_classifier on a clone of the victim) in one child: TF start-up costs ~5 s a process.
+# steal (Model.fit on the Distiller), APGP (a custom strategy.run loop), a shadow model (train_classifier
+# on a clone of the victim) and a Jacobian-augmentation substitute (Model.fit) in one child: TF start-up
+# costs ~5 s a process.
 # steal runs with augment=False: random shifts are drawn per replica batch, so only the
 # augmentation-free run can match the single-device one step for step.
 _LOOPS_MIRRORED = textwrap.dedent("""
@@ -70,6 +71,7 @@ _LOOPS_MIRRORED = textwrap.dedent("""
     from tfmodelsec.attacks.stealing import steal
     from tfmodelsec.data import load_dataset
     from tfmodelsec.defenses.apgp import train_apgp
+    from tfmodelsec.defenses.jacobian import jacobian_augmentation
     from tfmodelsec.models import train_classifier
     from tfmodelsec.models.io import as_victim
     from tfmodelsec.oracle import BlackBox
@@ -84,9 +86,12 @@ _LOOPS_MIRRORED = textwrap.dedent("""
         apgp = train_apgp(victim, data.x_train, top_k=1, epochs=2, batch_size=128, learning_rate=3e-2,
                           seed=7, strategy=strategy, verbose=0)
         model = train_shadow(shadow_builder(victim, shadow), x, y, shadow, seed=9, strategy=strategy)
+        jacobian = jacobian_augmentation(BlackBox(victim), x[:64], budget=128, student="mlp", epochs=2,
+                                         seed=7, strategy=strategy)
         return {"steal": (stolen.student, stolen.history["distill_loss"]),
                 "apgp": (apgp.layer, apgp.history),
-                "shadow": (model, None)}  # train_shadow returns the model alone
+                "shadow": (model, None),  # train_shadow returns the model alone
+                "jacobian": (jacobian.student, None)}
 
     single = run(None)
     mirrored = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
@@ -111,7 +116,7 @@ def test_steal_apgp_and_shadow_mirrored_match_default():
     assert run.returncode == 0, run.stderr[-1500:]
     result = json.loads(run.stdout.split("RESULT", 1)[1])
     assert result["replicas"] == 2
-    for name in ("steal", "apgp", "shadow"):
+    for name in ("steal", "apgp", "shadow", "jacobian"):
         assert result[name]["mirrored"], name
         assert result[name]["gap"] < MIRRORED_TOLERANCE, (name, result[name])
     for name in ("steal", "apgp"):
@@ -189,7 +194,7 @@ def test_strategy_names_and_parts(monkeypatch):
     assert covered == list(range(10))  # parts tile the range exactly, in order
 
 
-@pytest.mark.parametrize("command", ["train", "steal", "membership", "chain", "unlearn", "defend"])
+@pytest.mark.parametrize("command", ["train", "steal", "membership", "chain", "unlearn", "defend", "evaluate"])
 def test_training_commands_take_a_strategy(command, capsys):
     from tfmodelsec.cli import build_parser
 

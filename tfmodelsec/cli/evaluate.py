@@ -6,7 +6,9 @@ from tfmodelsec.cli._common import (
     add_common_run_arguments,
     add_dataset_argument,
     add_parser,
+    add_strategy_argument,
     add_victim_argument,
+    strategy_arg,
     parse_int_list,
 )
 
@@ -27,6 +29,7 @@ def register(sub) -> None:
     p.add_argument("--test-samples", type=int, default=10000)
     p.add_argument("--tsne-samples", type=int, default=1000, help="points per t-SNE panel (0: no figure)")
     add_common_run_arguments(p)
+    add_strategy_argument(p)
     p.set_defaults(func=run)
 
 
@@ -57,7 +60,7 @@ def run(args) -> int:
     report = evaluate_defenses(victim, names, data, attacks=attacks, budgets=budgets, seed=args.seed,
                                epochs=args.epochs, test_samples=args.test_samples, tsne_samples=args.tsne_samples,
                                tsne_defenses=[n for n in names if n in ("none", "apgp_top1", "apgp_all")] or names[:2],
-                               verbose=0 if args.quiet else 1)
+                               strategy=strategy_arg(args), verbose=0 if args.quiet else 1)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     payload = {"victim": victim.describe(), "dataset": data.name, "seed": args.seed, **report.to_dict()}

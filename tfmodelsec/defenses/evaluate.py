@@ -123,18 +123,18 @@ def tsne_embedding(outputs: dict, *, seed: int = 0, max_iter: int = 500) -> dict
     return {name: xy[i * n:(i + 1) * n] for i, name in enumerate(names)}
 
 
-def _steal(attack, oracle, pool, idx, test, epochs, seed, student):
+def _steal(attack, oracle, pool, idx, test, epochs, seed, student, strategy):
     from tfmodelsec.attacks.stealing import steal
 
     loss = "hard" if attack == "hard" else "kl"
     result = steal(oracle, pool[idx], student=student, loss=loss, epochs=epochs, augment=False,
-                   eval_data=test, transfer_eps=0.0, seed=seed, verbose=0)
+                   eval_data=test, transfer_eps=0.0, seed=seed, strategy=strategy, verbose=0)
     return result.accuracy
 
 
 def evaluate_defenses(victim, defenses, data, *, attacks=("kl",), budgets=(1000,), seed: int = 0,
                       epochs: int = 10, student="lenet5", test_samples: int | None = 10000,
-                      tsne_samples: int = 0, tsne_defenses=None, verbose: int = 1) -> DefenseReport:
+                      tsne_samples: int = 0, tsne_defenses=None, strategy=None, verbose: int = 1) -> DefenseReport:
     """Measure Defender and Stealer accuracy of each defense against each attack and budget.
 
     Args:
@@ -153,6 +153,8 @@ def evaluate_defenses(victim, defenses, data, *, attacks=("kl",), budgets=(1000,
         tsne_samples: if > 0, embed this many test outputs per defense with t-SNE
             (``report.extra["tsne"]`` holds the coordinates; see :func:`tsne_embedding`).
         tsne_defenses: which defenses to embed (default: all).
+        strategy: a ``tf.distribute.Strategy`` for the students, the Jacobian substitutes and
+            the defenses trained here (default: the current one).
         verbose: 0 silent, 1 a line per result.
 
     Returns:
@@ -173,7 +175,8 @@ def evaluate_defenses(victim, defenses, data, *, attacks=("kl",), budgets=(1000,
     if max(budgets) > len(data.x_train):
         raise ValueError(f"`budgets` must not exceed the pool size {len(data.x_train)}. Received {budgets}")
     if not isinstance(defenses, dict):
-        defenses = {str(n): make_defense(n, victim, x=data.x_train, seed=seed) for n in defenses}
+        defenses = {str(n): make_defense(n, victim, x=data.x_train, seed=seed, strategy=strategy)
+                    for n in defenses}
     names = list(defenses)
     x_test, y_test = data.x_test[:test_samples], data.y_test[:test_samples]
     test = (x_test, y_test)
@@ -198,10 +201,10 @@ def evaluate_defenses(victim, defenses, data, *, attacks=("kl",), budgets=(1000,
                 oracle = BlackBox(victim, defense=layer, budget=b)
                 if attack == "jacobian":
                     acc = jacobian_augmentation(oracle, jac_seeds, budget=b, student=student, epochs=epochs,
-                                                eval_data=test, seed=seed).accuracy
+                                                eval_data=test, seed=seed, strategy=strategy).accuracy
                 else:
                     idx = drmi_idx[b] if attack == "drmi" else random_idx[b]
-                    acc = _steal(attack, oracle, pool, idx, test, epochs, seed, student)
+                    acc = _steal(attack, oracle, pool, idx, test, epochs, seed, student, strategy)
                 stealer[name][f"{attack}@{b}"] = acc
                 if verbose:
                     print(f"[defenses] {name:16s} {attack}@{b}: stealer {100 * acc:.2f}  "

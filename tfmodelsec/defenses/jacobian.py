@@ -48,7 +48,7 @@ def _jacobian_sign_fn(model):
 
 def jacobian_augmentation(oracle, seed_x, *, budget: int, student="lenet5", lam: float = 0.1, tau: int = 3,
                           epochs: int = 8, batch_size: int = 64, learning_rate: float = 1e-3,
-                          eval_data=None, seed: int = 0, verbose: int = 0) -> JacobianResult:
+                          eval_data=None, seed: int = 0, strategy=None, verbose: int = 0) -> JacobianResult:
     """Steal ``oracle``'s model from ``seed_x`` by Jacobian-based augmentation, spending ``budget`` queries.
 
     Args:
@@ -59,11 +59,13 @@ def jacobian_augmentation(oracle, seed_x, *, budget: int, student="lenet5", lam:
         lam: augmentation step ``lambda``; tau: flip its sign every ``tau`` rounds.
         epochs: substitute epochs after each round.
         eval_data: ``(x_test, y_test)`` for the accuracy field.
+        strategy: a ``tf.distribute.Strategy`` for the substitute's training (default: the
+            current one); ``batch_size`` is the global batch.
     """
     import keras
 
     from tfmodelsec.models.zoo import build_model
-    from tfmodelsec.utils import Timer, set_seed
+    from tfmodelsec.utils import Timer, resolve_strategy, set_seed
 
     check_positive("budget", budget, integer=True)
     check_positive("lam", lam)
@@ -74,9 +76,12 @@ def jacobian_augmentation(oracle, seed_x, *, budget: int, student="lenet5", lam:
         raise ValueError(f"`seed_x` must hold 1 to budget={budget} samples. Received {len(seed_x)}")
     set_seed(seed)
     lo, hi = oracle.input_range
+    strategy = resolve_strategy(strategy)
     with Timer() as timer:
-        model = build_model(student, oracle.input_shape, oracle.num_classes) if isinstance(student, str) else student
-        model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="categorical_crossentropy")
+        with strategy.scope():
+            model = (build_model(student, oracle.input_shape, oracle.num_classes) if isinstance(student, str)
+                     else student)
+            model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="categorical_crossentropy")
         jac = _jacobian_sign_fn(model)
         x, answers = seed_x, oracle(seed_x)
         spent, rounds = len(seed_x), 0
