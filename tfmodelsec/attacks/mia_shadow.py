@@ -186,6 +186,8 @@ def _distil(build, x, soft, training, *, seed, strategy):
     """Fit a fresh proxy to the victim's probabilities with a KL-divergence loss (seed 002)."""
     import keras
 
+    from tfmodelsec.models.train import fit_seeded
+
     strategy = resolve_strategy(strategy)
     set_seed(seed)
     lr = training.learning_rate
@@ -196,8 +198,8 @@ def _distil(build, x, soft, training, *, seed, strategy):
         proxy = build()
         proxy.compile(optimizer=keras.optimizers.Adam(lr),
                       loss=keras.losses.KLDivergence())
-    proxy.fit(np.asarray(x, np.float32), np.asarray(soft, np.float32), epochs=training.epochs,
-              batch_size=training.batch_size, shuffle=True, verbose=0)
+    fit_seeded(proxy, np.asarray(x, np.float32), np.asarray(soft, np.float32), epochs=training.epochs,
+               batch_size=training.batch_size, rng=np.random.default_rng(seed))
     return proxy
 
 

@@ -124,6 +124,8 @@ def self_train(distiller, pool, x_q, y_q, cfg: SemiSupervised, rng, *, batch_siz
     Returns:
         (pseudo-labels used per round, loss per epoch).
     """
+    from tfmodelsec.models.train import fit_seeded
+
     net = distiller.student
     num_classes = y_q.shape[1] - 1
     sub = pool if len(pool) <= cfg.pool_size else pool[rng.choice(len(pool), cfg.pool_size, replace=False)]
@@ -146,8 +148,8 @@ def self_train(distiller, pool, x_q, y_q, cfg: SemiSupervised, rng, *, batch_siz
             y_p = packed_targets(np.eye(num_classes, dtype=np.float32)[labels[keep]], False)
             n_q = int(np.ceil(len(keep) * cfg.query_share / max(1e-9, 1.0 - cfg.query_share)))
             xq_r, yq_r = repeat_rows([x_q, y_q], max(n_q, len(x_q)), rng)
-            h = distiller.fit(np.concatenate([xq_r, sub[keep]]), np.concatenate([yq_r, y_p]),
-                              epochs=cfg.epochs, batch_size=int(batch_size), shuffle=True, verbose=0)
-            losses += [float(v) for v in h.history["loss"]]
+            h = fit_seeded(distiller, np.concatenate([xq_r, sub[keep]]), np.concatenate([yq_r, y_p]),
+                           epochs=cfg.epochs, batch_size=batch_size, rng=rng)
+            losses += h["loss"]
         bar.update(r)
     return counts, losses

@@ -247,6 +247,7 @@ def steal(oracle, queries, *, student="lenet5", loss: str = "kl", temperature: f
     import keras
 
     from tfmodelsec.attacks.selection import check_pool
+    from tfmodelsec.models.train import fit_seeded
     from tfmodelsec.utils import resolve_strategy, set_seed
 
     loss = check_choice("loss", loss, LOSSES)
@@ -292,17 +293,15 @@ def steal(oracle, queries, *, student="lenet5", loss: str = "kl", temperature: f
         distiller.compile(optimizer=keras.optimizers.Adam(learning_rate))
     fit_verbose = 2 if verbose > 1 else 0
     xs, ys = _repeat_to([x_q, y_q], _MIN_EPOCH_SAMPLES, rng)
-    hist = distiller.fit(xs, ys, epochs=int(epochs), batch_size=int(batch_size), shuffle=True,
-                         verbose=fit_verbose)
-    history = {"distill_loss": [float(v) for v in hist.history["loss"]]}
+    hist = fit_seeded(distiller, xs, ys, epochs=epochs, batch_size=batch_size, rng=rng, verbose=fit_verbose)
+    history = {"distill_loss": hist["loss"]}
     sizes = [len(a) for a in np.array_split(np.arange(active_queries), active_rounds)] if active_queries else []
     for i, n_round in enumerate(s for s in sizes if s):
         x_q, answers = _active_round(oracle, net, pool, x_q, answers, n_round, rng)
         y_q = _packed(answers, True)
         xs, ys = _repeat_to([x_q, y_q], _MIN_EPOCH_SAMPLES, rng)
-        hist = distiller.fit(xs, ys, epochs=int(epochs), batch_size=int(batch_size), shuffle=True,
-                             verbose=fit_verbose)
-        history[f"active_distill_loss_{i + 1}"] = [float(v) for v in hist.history["loss"]]
+        hist = fit_seeded(distiller, xs, ys, epochs=epochs, batch_size=batch_size, rng=rng, verbose=fit_verbose)
+        history[f"active_distill_loss_{i + 1}"] = hist["loss"]
     result = StealResult(net, loss, float(temperature), len(x_q), 0.0, history=history)
     if eval_data is not None:
         m = evaluate_student(net, oracle.victim, *eval_data, transfer_samples=0)

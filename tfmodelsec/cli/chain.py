@@ -95,13 +95,9 @@ def run(args) -> int:
         args.out,
         blocks=args.blocks,
         epochs_per_block=args.epochs_per_block,
-        batch_size=args.batch_size,
-        learning_rate=args.lr,
-        optimizer=args.optimizer,
-        seed=args.seed,
         resume=args.resume,
-        strategy=strategy_arg(args),
         verbose=verbose,
+        **_training(args),
     )
     acc = float(
         (
@@ -137,13 +133,20 @@ def _train_sisa(args, data, sisa, verbose, part=None):
         shards=sisa[0],
         slices=sisa[1],
         epochs_per_slice=args.epochs_per_block,
+        part=part,
+        verbose=verbose,
+        **_training(args),
+    )
+
+
+def _training(args) -> dict:
+    """The training settings the chain and the SISA shards share."""
+    return dict(
         batch_size=args.batch_size,
         learning_rate=args.lr,
         optimizer=args.optimizer,
         seed=args.seed,
         strategy=strategy_arg(args),
-        part=part,
-        verbose=verbose,
     )
 
 

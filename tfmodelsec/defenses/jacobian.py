@@ -64,6 +64,7 @@ def jacobian_augmentation(oracle, seed_x, *, budget: int, student="lenet5", lam:
     """
     import keras
 
+    from tfmodelsec.models.train import fit_seeded
     from tfmodelsec.models.zoo import build_model
     from tfmodelsec.utils import Timer, resolve_strategy, set_seed
 
@@ -84,9 +85,10 @@ def jacobian_augmentation(oracle, seed_x, *, budget: int, student="lenet5", lam:
             model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="categorical_crossentropy")
         jac = _jacobian_sign_fn(model)
         x, answers = seed_x, oracle(seed_x)
+        order_rng = np.random.default_rng([seed, 1])  # batch order of every fit
         spent, rounds = len(seed_x), 0
         while True:
-            model.fit(x, answers, epochs=epochs, batch_size=batch_size, verbose=0, shuffle=True)
+            fit_seeded(model, x, answers, epochs=epochs, batch_size=batch_size, rng=order_rng)
             rounds += 1
             left = budget - spent
             if left <= 0:

@@ -1,7 +1,7 @@
 """Model zoo, safe loading (:class:`Victim`) and training."""
 
 from tfmodelsec.models.io import Victim, as_victim, load_victim, save_model, scan_model_config
-from tfmodelsec.models.train import TrainResult, train_classifier
+from tfmodelsec.models.train import TrainResult, fit_seeded, train_classifier
 from tfmodelsec.models.zoo import MODELS, build_model, c3f2, lenet5, mlp, resnet18, small_cnn
 
 __all__ = [
@@ -11,6 +11,7 @@ __all__ = [
     "as_victim",
     "build_model",
     "c3f2",
+    "fit_seeded",
     "lenet5",
     "load_victim",
     "mlp",

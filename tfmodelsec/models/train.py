@@ -9,7 +9,7 @@ import numpy as np
 
 from tfmodelsec.utils import Timer, check_choice, check_positive, progbar, resolve_strategy, set_seed
 
-__all__ = ["TrainResult", "train_classifier"]
+__all__ = ["TrainResult", "fit_seeded", "train_classifier"]
 
 
 @dataclass
@@ -59,6 +59,23 @@ def _build_in_scope(model, input_shape, num_classes, strategy):
 def _epoch_order(seed, epoch: int, n: int) -> np.ndarray:
     """The seeded visiting order of one epoch (the same under every strategy)."""
     return np.random.default_rng([0 if seed is None else int(seed), int(epoch)]).permutation(n)
+
+
+def fit_seeded(model, x, y, *, epochs: int, batch_size: int, rng, verbose: int = 0) -> dict:
+    """``model.fit`` over ``epochs`` epochs whose batch order ``rng`` (a NumPy Generator) draws.
+
+    Keras' own ``shuffle=True`` draws from TensorFlow's op-seed counter, which depends on
+    how many random ops ran before (under ``MirroredStrategy`` every replica initialises
+    its variables), so the same seed could visit the data in another order under another
+    strategy. Returns the Keras history, one value per epoch.
+    """
+    history: dict = {}
+    for _ in range(int(epochs)):
+        order = rng.permutation(len(x))
+        h = model.fit(x[order], y[order], epochs=1, batch_size=int(batch_size), shuffle=False, verbose=verbose)
+        for key, values in h.history.items():
+            history.setdefault(key, []).extend(float(v) for v in values)
+    return history
 
 
 def _make_epoch_fn(net, strategy):
