@@ -81,6 +81,27 @@ _MIRRORED = textwrap.dedent("""
                             verbose=0).model()
         return model, accuracy(model)
 
+    def chaos_control(mirrored):
+        # The chain's blocks on one device from weights moved by N(0, 1e-7) noise, against mirrored:
+        # how far float-sized differences carry by themselves.
+        from tfmodelsec.unlearning._trainer import BlockTrainer
+
+        single = BlockTrainer("lenet5", data.x_train.shape[1:], 10)
+        multi = BlockTrainer("lenet5", data.x_train.shape[1:], 10, strategy=mirrored)
+        w0 = single.get_weights()
+        noise = np.random.default_rng(seed)
+        moved = [w + noise.normal(0, 1e-7, w.shape).astype(np.float32) for w in w0]
+        ws = {"single": w0, "perturbed": moved, "mirrored": w0}
+        size, out = len(data.x_train) // 10, []
+        for b in range(10):
+            x, y = data.x_train[b * size:(b + 1) * size], data.y_train[b * size:(b + 1) * size]
+            for key, trainer in (("single", single), ("perturbed", single), ("mirrored", multi)):
+                ws[key] = trainer.train_block(ws[key], x, y, seed=seed, block=b)
+            gap = {k: max(float(np.abs(p - q).max()) for p, q in zip(ws["single"], ws[k]))
+                   for k in ("perturbed", "mirrored")}
+            out.append({"block": b + 1, "perturbed_1e-7_gap": gap["perturbed"], "mirrored_gap": gap["mirrored"]})
+        return out
+
     LOOPS = [("train_classifier (LeNet-5, 2 epochs)", "test accuracy", victim_training),
              ("steal (KL, 1000 queries, 5 epochs)", "student accuracy", distillation),
              ("APGP top-1 (3 epochs)", "mean KL distance", apgp),
@@ -88,6 +109,7 @@ _MIRRORED = textwrap.dedent("""
              ("checkpoint chain (10 blocks)", "test accuracy", chain)]
 
     mirrored = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    control = chaos_control(mirrored)
     rows = []
     for name, metric, loop in LOOPS:
         t0 = time.perf_counter()
@@ -102,7 +124,7 @@ _MIRRORED = textwrap.dedent("""
                      "prediction_agreement": agree,
                      "single_seconds": round(t1 - t0, 2), "mirrored_seconds": round(t2 - t1, 2)})
         print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
-    print("RESULT", json.dumps({"replicas": mirrored.num_replicas_in_sync, "rows": rows}))
+    print("RESULT", json.dumps({"replicas": mirrored.num_replicas_in_sync, "rows": rows, "control": control}))
 """)
 
 
@@ -153,7 +175,7 @@ def parts_benchmark(tmp: Path, quick: bool, seed: int) -> list:
     members = 500 if quick else 2000
     shadows = 4 if quick else 8
     lira = _cli("membership", VICTIM, "--dataset", "mnist", "--members", f"first:{members}", "--attacks", "lira",
-                "--lira-shadows", shadows, "--shadow-epochs", 2 if quick else 4, "--population", "test-rest",
+                "--lira-shadows", shadows, "--shadow-epochs", 2 if quick else 8, "--population", "test-rest",
                 "--seed", seed, "--quiet")
 
     def lira_equal():
@@ -239,7 +261,14 @@ def main() -> None:
            f"{r['single_seconds']} | {r['mirrored_seconds']} |" for r in mirrored["rows"]]
     md += ["", "Mirrored replicas sum their gradients in another order than one device: the first steps agree to",
            "~1e-7, and training amplifies that float-summation difference over hundreds of steps (as GPU",
-           "non-determinism does). The models still label almost every test image alike.",
+           "non-determinism does). The models still label almost every test image alike. Control: the chain's",
+           "blocks on one device, from initial weights moved by N(0, 1e-7) noise, against the same blocks",
+           "mirrored (max weight gap to the unmoved single-device run after each block):", "",
+           "| block | " + " | ".join(str(c["block"]) for c in mirrored["control"]) + " |",
+           "|---|" + "---|" * len(mirrored["control"]),
+           "| moved by 1e-7, one device | " + " | ".join(f"{c['perturbed_1e-7_gap']:.0e}" for c in mirrored["control"])
+           + " |",
+           "| mirrored | " + " | ".join(f"{c['mirrored_gap']:.0e}" for c in mirrored["control"]) + " |",
            "", "## Split into 2 parts + merge vs unsplit", "",
            "`2 parts`: both parts at once on this 2-core machine (they share its cores); `1 part alone`: one",
            "part with the machine to itself, i.e. its time on a machine of its own. Merge includes, for LiRA, the",

@@ -157,7 +157,7 @@ def _cache_path(cache_dir, key: str) -> Path:
 def _write_cache(path: Path, mi: np.ndarray, levels: int) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.stem + ".tmp.npz")
-    np.savez_compressed(tmp, mi=mi, levels=levels)
+    np.savez(tmp, mi=mi, levels=levels)  # MI values barely compress: zlib only cost time (40 s at 12k images)
     tmp.replace(path)
     return path
 
