@@ -237,9 +237,9 @@ def merge_mi_parts(paths, cache_dir=None) -> np.ndarray:
     """
     from tfmodelsec.distribute import check_coverage
 
+    paths = [Path(p) for p in paths]  # iterated twice below: a generator would be spent
     headers, pieces = [], []
     for path in paths:
-        path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"no MI part file at {str(path)!r}")
         try:
