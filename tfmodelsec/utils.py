@@ -21,6 +21,8 @@ __all__ = [
     "check_choice",
     "check_probability",
     "write_json",
+    "write_npz",
+    "read_npz",
     "machine_info",
     "Timer",
     "progbar",
@@ -113,6 +115,39 @@ def write_json(path: str | os.PathLike, payload: dict) -> Path:
     tmp.write_text(json.dumps(_to_jsonable(payload), indent=2, sort_keys=False) + "\n")
     os.replace(tmp, path)
     return path
+
+
+def write_npz(path: str | os.PathLike, *, header: dict | None = None, compressed: bool = False,
+              **arrays) -> Path:
+    """Write ``arrays`` (and ``header`` as JSON) to an ``.npz`` atomically; read with :func:`read_npz`."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if header is not None:
+        arrays["header"] = np.asarray(json.dumps(header))
+    tmp = path.with_name(path.name + ".tmp.npz")
+    (np.savez_compressed if compressed else np.savez)(tmp, **arrays)
+    os.replace(tmp, path)
+    return path
+
+
+def read_npz(path: str | os.PathLike, *, format: str, what: str) -> tuple[dict, dict]:
+    """The JSON header and the arrays of a :func:`write_npz` file whose header names ``format``.
+
+    No pickle. ``FileNotFoundError`` / ``ValueError`` say the file is not ``what``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no {what} at {str(path)!r}")
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            header = json.loads(str(f["header"]))
+            arrays = {k: f[k] for k in f.files if k != "header"}
+    except (OSError, ValueError, KeyError) as exc:
+        raise ValueError(f"{str(path)!r} is not {what} ({exc})") from None
+    if not isinstance(header, dict) or header.get("format") != format:
+        found = header.get("format") if isinstance(header, dict) else None
+        raise ValueError(f"{str(path)!r} is not {what} (format {found!r})")
+    return header, arrays
 
 
 def machine_info() -> dict:

@@ -25,13 +25,12 @@ only add to the (0, 0) count, which is recovered from the pixel total).
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from tfmodelsec.utils import check_positive, progbar
+from tfmodelsec.utils import check_positive, progbar, read_npz, write_npz
 
 __all__ = [
     "DrmiResult",
@@ -155,11 +154,8 @@ def _cache_path(cache_dir, key: str) -> Path:
 
 
 def _write_cache(path: Path, mi: np.ndarray, levels: int) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.stem + ".tmp.npz")
-    np.savez(tmp, mi=mi, levels=levels)  # MI values barely compress: zlib only cost time (40 s at 12k images)
-    tmp.replace(path)
-    return path
+    # uncompressed: MI values barely compress, and zlib cost 40 s at 12k images
+    return write_npz(path, mi=mi, levels=levels)
 
 
 def mutual_information_matrix(x, *, levels: int = 8, block_size: int = _DEFAULT_BLOCK,
@@ -219,13 +215,8 @@ def mutual_information_part(x, part: tuple[int, int], out_dir, *, levels: int = 
         bar.update(k + 1)
     header = {"format": _PART_FORMAT, "key": work.key, "n": work.n, "levels": work.levels,
               "block_size": work.block_size, "total_blocks": len(work.blocks), "part": list(part)}
-    path = Path(out_dir) / part_filename(f"mi_{work.key}", part, ".npz")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez(tmp, header=np.asarray(json.dumps(header)), block_ids=ids,
-             values=np.concatenate(values) if values else np.zeros(0, np.float32))
-    tmp.replace(path)
-    return path
+    return write_npz(Path(out_dir) / part_filename(f"mi_{work.key}", part, ".npz"), header=header, block_ids=ids,
+                     values=np.concatenate(values) if values else np.zeros(0, np.float32))
 
 
 def merge_mi_parts(paths, cache_dir=None) -> np.ndarray:
@@ -240,16 +231,8 @@ def merge_mi_parts(paths, cache_dir=None) -> np.ndarray:
     paths = [Path(p) for p in paths]  # iterated twice below: a generator would be spent
     headers, pieces = [], []
     for path in paths:
-        if not path.is_file():
-            raise FileNotFoundError(f"no MI part file at {str(path)!r}")
-        try:
-            with np.load(path, allow_pickle=False) as f:
-                header = json.loads(str(f["header"]))
-                pieces.append((f["block_ids"], f["values"]))
-        except (OSError, ValueError, KeyError) as exc:
-            raise ValueError(f"{str(path)!r} is not an MI part file ({exc})") from None
-        if header.get("format") != _PART_FORMAT:
-            raise ValueError(f"{str(path)!r} is not an MI part file (format {header.get('format')!r})")
+        header, arrays = read_npz(path, format=_PART_FORMAT, what="an MI part file")
+        pieces.append((arrays["block_ids"], arrays["values"]))
         headers.append(header)
     if not headers:
         raise ValueError("`paths` is empty: expected the mi_KEY.part-i-of-n.npz files of a split run")

@@ -18,7 +18,6 @@ the per-target variance does not exist and the fixed variance is used.
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,7 +26,7 @@ import numpy as np
 from tfmodelsec.attacks.mia_shadow import (ShadowTraining, logits_of, predict_probabilities, shadow_builder,
                                           softmax64, train_shadow)
 from tfmodelsec.attacks.mia_threshold import logit_confidence
-from tfmodelsec.utils import progbar
+from tfmodelsec.utils import progbar, read_npz, write_npz
 
 __all__ = ["LiraShadows", "train_lira_shadows", "merge_lira_shadows", "lira_scores", "records_fingerprint"]
 
@@ -98,28 +97,15 @@ class LiraShadows:
             arrays["logit_confidences"] = self.logit_confidences
         header = {"format": _FORMAT, "version": 1, "fingerprint": self.fingerprint, "total": self.total,
                   "config": self.config, "info": self.info}
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp.npz")
-        np.savez_compressed(tmp, header=np.asarray(json.dumps(header)), **arrays)
-        tmp.replace(path)
-        return path
+        return write_npz(path, header=header, compressed=True, **arrays)
 
     @classmethod
     def load(cls, path) -> "LiraShadows":
         """Read what :meth:`save` wrote; ``ValueError`` for any other file."""
-        path = Path(path)
-        if not path.is_file():
+        if not Path(path).is_file():
             raise FileNotFoundError(f"no LiRA shadows file at {str(path)!r} (written by `tfmodelsec membership` "
                                     "as lira_shadows.npz, or by `tfmodelsec merge`)")
-        try:
-            with np.load(path, allow_pickle=False) as f:
-                header = json.loads(str(f["header"]))
-                arrays = {k: f[k] for k in f.files if k != "header"}
-        except (OSError, ValueError, KeyError) as exc:
-            raise ValueError(f"{str(path)!r} is not a LiRA shadows file ({exc})") from None
-        if header.get("format") != _FORMAT:
-            raise ValueError(f"{str(path)!r} is not a LiRA shadows file (format {header.get('format')!r})")
+        header, arrays = read_npz(path, format=_FORMAT, what="a LiRA shadows file")
         stats = {k[len("stat_"):]: v for k, v in arrays.items() if k.startswith("stat_")}
         return cls(arrays["keep"].astype(bool), arrays["confidences"], header["fingerprint"],
                    arrays.get("logit_confidences"), header["info"], arrays["shadow_ids"], header["total"],

@@ -11,8 +11,16 @@ tfmodelsec merge runs/lira_parts --out runs/lira                  # LiRA shadows
 tfmodelsec merge hostA/chain/sisa hostB/chain/sisa --out runs/chain/sisa   # SISA shards -> manifest.json
 tfmodelsec merge runs/steal/cache --out runs/steal/cache          # DRMI MI matrix -> mi_KEY.npz"""
 
-#: Part files by kind: how their stem starts and their extension.
-KINDS = {"lira": ("lira_shadows", ".npz"), "mi": ("mi_", ".npz"), "sisa": ("manifest", ".json")}
+
+def part_kind(stem: str, ext: str) -> str | None:
+    """What a part file holds, from its stem and extension: ``"lira"``, ``"mi"``, ``"sisa"`` or ``None``."""
+    if ext == ".npz" and stem == "lira_shadows":
+        return "lira"
+    if ext == ".npz" and stem.startswith("mi_"):  # mi_KEY: one matrix per pool
+        return "mi"
+    if ext == ".json" and stem == "manifest":
+        return "sisa"
+    return None
 
 
 def register(sub) -> None:
@@ -48,9 +56,9 @@ def find_parts(paths) -> dict:
         if parsed is None:
             continue
         stem, _ = parsed
-        for kind, (prefix, ext) in KINDS.items():
-            if f.suffix == ext and (stem == prefix or (kind == "mi" and stem.startswith(prefix))):
-                groups.setdefault((kind, stem), []).append(f)
+        kind = part_kind(stem, f.suffix)
+        if kind is not None:
+            groups.setdefault((kind, stem), []).append(f)
     return groups
 
 
