@@ -36,7 +36,7 @@ _MIRRORED = textwrap.dedent("""
     import tensorflow as tf
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-    from tfmodelsec.attacks.mia_shadow import ShadowTraining, shadow_builder, train_shadow
+    from tfmodelsec.attacks.membership.shadow import ShadowTraining, shadow_builder, train_shadow
     from tfmodelsec.attacks.stealing import steal
     from tfmodelsec.data import load_dataset
     from tfmodelsec.defenses.apgp import train_apgp
@@ -216,8 +216,8 @@ def parts_benchmark(tmp: Path, quick: bool, seed: int) -> list:
                  "--seed", seed, "--quiet")
 
     def mi_unsplit():
-        return [sys.executable, "-c", "from tfmodelsec.attacks.drmi import mutual_information_matrix as m; "
-                "from tfmodelsec.attacks.selection import candidate_indices as c; "
+        return [sys.executable, "-c", "from tfmodelsec.attacks.stealing.drmi import mutual_information_matrix as m; "
+                "from tfmodelsec.attacks.stealing.selection import candidate_indices as c; "
                 "from tfmodelsec.data import load_dataset; x = load_dataset('mnist').x_train; "
                 f"m(x[c(len(x), 50, {candidates}, {seed})], cache_dir={str(tmp / 'mi_unsplit')!r})"]
 

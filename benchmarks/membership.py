@@ -25,8 +25,8 @@ setup_keras_home()
 
 import numpy as np  # noqa: E402
 
-from tfmodelsec.attacks.membership import ShadowTraining, membership_inference, membership_split  # noqa: E402
-from tfmodelsec.attacks.mia_audit import results_table  # noqa: E402
+from tfmodelsec.attacks.membership import (ShadowTraining, membership_inference, membership_split,  # noqa: E402
+                                           results_table)
 from tfmodelsec.data import load_dataset  # noqa: E402
 from tfmodelsec.metrics import attacker_advantage, membership_auc, tpr_at_fpr  # noqa: E402
 from tfmodelsec.models import as_victim, train_classifier  # noqa: E402
@@ -126,7 +126,7 @@ def main():
     half = np.zeros(n, bool)
     half[rng.permutation(n)[: n // 2]] = True
     train_half, eval_half = np.flatnonzero(half), np.flatnonzero(~half)
-    from tfmodelsec.attacks.mia_shadow import predict_probabilities
+    from tfmodelsec.attacks.membership.shadow import predict_probabilities
 
     art = art_scores(victim, split, train_half, eval_half, predict=lambda x: victim.probabilities(x))
     art.update(art_scores(victim, split, train_half, eval_half, suffix=" (logits)",

@@ -46,7 +46,7 @@ def _victim_path():
 
 
 def mi_timing(pool, sizes):
-    from tfmodelsec.attacks.drmi import mutual_information_matrix
+    from tfmodelsec.attacks.stealing.drmi import mutual_information_matrix
 
     mutual_information_matrix(pool[:256])  # trace once
     out = {}
@@ -59,7 +59,7 @@ def mi_timing(pool, sizes):
 
 
 def restarts_effect(pool, k, candidates, settings, seed=0):
-    from tfmodelsec.attacks.drmi import drmi_subset, mutual_information_matrix
+    from tfmodelsec.attacks.stealing.drmi import drmi_subset, mutual_information_matrix
 
     idx = np.random.default_rng(seed).choice(len(pool), candidates, replace=False)
     mi = mutual_information_matrix(pool[idx])
@@ -139,7 +139,7 @@ FULL = "active+self-training"
 
 
 def markdown(payload):
-    from tfmodelsec.attacks.stealing_sweep import PAPER_DRMI_LENET5
+    from tfmodelsec.attacks.stealing.sweep import PAPER_DRMI_LENET5
 
     summ = {(e["attack"], e["method"], e["loss"], e["budget"]): e for e in payload["summary"]}
     budgets = payload["budgets"]
@@ -221,7 +221,7 @@ def main():
 
     from tfmodelsec import plotting
     from tfmodelsec.attacks.stealing import SemiSupervised
-    from tfmodelsec.attacks.stealing_sweep import PAPER_DRMI_LENET5, sweep
+    from tfmodelsec.attacks.stealing.sweep import PAPER_DRMI_LENET5, sweep
     from tfmodelsec.data import load_dataset
     from tfmodelsec.models import load_victim
 
@@ -280,7 +280,7 @@ def main():
 def goals_only(n_seeds: int):
     """The full attack at the goal budgets only, with the main run's settings."""
     from tfmodelsec.attacks.stealing import SemiSupervised
-    from tfmodelsec.attacks.stealing_sweep import summarize, sweep
+    from tfmodelsec.attacks.stealing.sweep import summarize, sweep
     from tfmodelsec.data import load_dataset
     from tfmodelsec.models import load_victim
 
@@ -307,7 +307,7 @@ def goals_only(n_seeds: int):
 def extra():
     """Follow-up to the main run: why DRMI trails random, and the full attack without DRMI."""
     from tfmodelsec.attacks.stealing import SemiSupervised
-    from tfmodelsec.attacks.stealing_sweep import sweep
+    from tfmodelsec.attacks.stealing.sweep import sweep
     from tfmodelsec.data import load_dataset
     from tfmodelsec.models import load_victim
 
@@ -322,7 +322,7 @@ def extra():
     for normalize in (False, True):
         sel = {"candidates": 5000, "restarts": 8, "normalize": normalize}
         label = "drmi_normalized" if normalize else "drmi"
-        from tfmodelsec.attacks.selection import select_queries
+        from tfmodelsec.attacks.stealing.selection import select_queries
 
         cls_hist[label] = {b: np.bincount(data.y_train[select_queries(pool, b, method="drmi", seed=0,
                                                                       cache_dir=common["cache_dir"], **sel)],
@@ -351,7 +351,7 @@ def _payload(args, victim, eval_data, budgets, seeds, ssl, selection, restart_ca
              mi_seconds, restarts, start, stage):
     import os
 
-    from tfmodelsec.attacks.stealing_sweep import PAPER_DRMI_LENET5, summarize
+    from tfmodelsec.attacks.stealing.sweep import PAPER_DRMI_LENET5, summarize
 
     summary = summarize(rows)
     ours = {r["budget"]: r for r in rows if r["attack"] == "distillation" and r["method"] == "random"

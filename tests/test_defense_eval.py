@@ -81,7 +81,7 @@ def test_cli_defend_and_evaluate(digits_victim, tmp_path):
 @pytest.mark.slow
 def test_audit_section_quick(digits_victim, digits, tmp_path):
     from tfmodelsec.audit import AuditContext
-    from tfmodelsec.defenses.evaluate import audit_section
+    from tfmodelsec.audit.defenses import audit_section
 
     section = audit_section(AuditContext(digits_victim, digits, tmp_path, quick=True, verbose=0))
     assert section.key == "defenses" and (tmp_path / "defenses_tsne.png").is_file()

@@ -67,7 +67,7 @@ _LOOPS_MIRRORED = textwrap.dedent("""
     import tensorflow as tf
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-    from tfmodelsec.attacks.mia_shadow import ShadowTraining, shadow_builder, train_shadow
+    from tfmodelsec.attacks.membership.shadow import ShadowTraining, shadow_builder, train_shadow
     from tfmodelsec.attacks.stealing import steal
     from tfmodelsec.data import load_dataset
     from tfmodelsec.defenses.apgp import train_apgp

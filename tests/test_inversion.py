@@ -136,7 +136,7 @@ def test_cli_invert(digits_victim, tmp_path):
 
 
 def test_audit_section_quick(digits_victim, digits, tmp_path):
-    from tfmodelsec.attacks.inversion import audit_section
+    from tfmodelsec.audit.inversion import audit_section
     from tfmodelsec.audit import AuditContext
 
     section = audit_section(AuditContext(digits_victim, digits, tmp_path, quick=True, verbose=0))

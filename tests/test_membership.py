@@ -9,7 +9,7 @@ import pytest
 
 from tfmodelsec.attacks.membership import (MembershipResult, ShadowTraining, membership_inference,
                                            membership_split)
-from tfmodelsec.attacks.mia_threshold import THRESHOLD_SIGNALS, logit_confidence, threshold_scores
+from tfmodelsec.attacks.membership.threshold import THRESHOLD_SIGNALS, logit_confidence, threshold_scores
 from tfmodelsec.metrics import attacker_advantage, membership_auc, tpr_at_fpr
 
 N_TARGET = 150  # members and non-members per side on digits
@@ -248,7 +248,7 @@ def test_cli_membership_writes_outputs(overfit, tmp_path):
 
 
 def test_audit_section_quick(digits_victim, digits, tmp_path):
-    from tfmodelsec.attacks.membership import audit_section
+    from tfmodelsec.audit.membership import audit_section
     from tfmodelsec.audit import AuditContext
 
     section = audit_section(AuditContext(digits_victim, digits, tmp_path, quick=True, verbose=0))
@@ -268,7 +268,7 @@ def test_public_surface():
 def test_logits_are_read_from_the_softmax_head(tiny_model):
     import keras
 
-    from tfmodelsec.attacks.mia_shadow import logits_of, predict_probabilities
+    from tfmodelsec.attacks.membership.shadow import logits_of, predict_probabilities
 
     x = np.array([[1.0, 0.0, 0.0, 0.0], [0.2, 0.4, 0.9, 0.5]], np.float32)
     np.testing.assert_allclose(logits_of(tiny_model, x), 3.0 * x[:, :3], rtol=1e-6)  # W = 3*I, b = 0

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from tfmodelsec.attacks.drmi import merge_mi_parts, mutual_information_matrix, mutual_information_part
-from tfmodelsec.attacks.mia_lira import LiraShadows, lira_scores, merge_lira_shadows, train_lira_shadows
-from tfmodelsec.attacks.mia_shadow import ShadowTraining
+from tfmodelsec.attacks.stealing.drmi import merge_mi_parts, mutual_information_matrix, mutual_information_part
+from tfmodelsec.attacks.membership.lira import LiraShadows, lira_scores, merge_lira_shadows, train_lira_shadows
+from tfmodelsec.attacks.membership.shadow import ShadowTraining
 from tfmodelsec.cli import main
 
 TINY = ShadowTraining(model="mlp", epochs=1, batch_size=64)
@@ -113,7 +113,7 @@ def test_sisa_parts_merge_to_the_unsplit_ensemble(digits, tmp_path):
 @pytest.mark.slow
 def test_cli_parts_then_merge(digits_victim, tmp_path, capsys):
     """The three commands with --part, then `tfmodelsec merge`, then the result reused."""
-    from tfmodelsec.attacks.selection import candidate_indices
+    from tfmodelsec.attacks.stealing.selection import candidate_indices
     from tfmodelsec.data import load_dataset
     from tfmodelsec.models.io import save_model
     from tfmodelsec.unlearning import Sisa

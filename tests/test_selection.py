@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tfmodelsec.attacks import drmi
-from tfmodelsec.attacks.selection import SELECTION_METHODS, select_queries
+from tfmodelsec.attacks.stealing import drmi
+from tfmodelsec.attacks.stealing.selection import SELECTION_METHODS, select_queries
 
 
 def _entropy(q, levels):

@@ -53,7 +53,7 @@ def test_active_queries_are_counted_and_uncertain(tiny_model, easy_points):
 
 
 def test_active_round_picks_least_margin():
-    from tfmodelsec.attacks.stealing import _active_round
+    from tfmodelsec.attacks.stealing.distillation import _active_round
 
     class Student:  # margin between the top two classes grows with the sample's value
         def predict(self, x, **_):
@@ -180,7 +180,7 @@ def test_cli_steal_user_errors(extra, match, tmp_path, digits_victim, capsys):
 def test_audit_section_quick(tmp_path, digits, digits_victim):
     import time
 
-    from tfmodelsec.attacks.stealing import audit_section
+    from tfmodelsec.audit.stealing import audit_section
     from tfmodelsec.audit import AuditContext
 
     start = time.perf_counter()

@@ -1,12 +1,13 @@
-"""Attacks: one module per attack family.
+"""Attacks, grouped by family.
 
 - white-box: :mod:`~tfmodelsec.attacks.recovery` (trainable front-end), :mod:`~tfmodelsec.attacks.inversion`
-- black-box: :mod:`~tfmodelsec.attacks.stealing`, :mod:`~tfmodelsec.attacks.selection` (+ DRMI),
-  :mod:`~tfmodelsec.attacks.membership`
+- black-box: :mod:`~tfmodelsec.attacks.stealing` (distillation, query selection, DRMI, self-training),
+  :mod:`~tfmodelsec.attacks.membership` (threshold, shadow / proxy, LiRA)
 - shared: :mod:`~tfmodelsec.attacks.evasion` (FGSM, PGD, CW)
+
+Attacks never import the audit report (:mod:`tfmodelsec.audit`) or the command line: those import them.
 """
 
-from tfmodelsec.attacks.drmi import drmi_subset, mutual_information_matrix
 from tfmodelsec.attacks.evasion import attack_success, cw, fgsm, pgd
 from tfmodelsec.attacks.inversion import InversionConfig, InversionResult, SweepResult, invert, tv_sweep
 from tfmodelsec.attacks.membership import (
@@ -17,8 +18,17 @@ from tfmodelsec.attacks.membership import (
     membership_split,
 )
 from tfmodelsec.attacks.recovery import RecoveryResult, build_attack_model, recover_inputs
-from tfmodelsec.attacks.selection import SELECTION_METHODS, select_queries
-from tfmodelsec.attacks.stealing import LOSSES, SemiSupervised, StealResult, evaluate_student, steal
+from tfmodelsec.attacks.stealing import (
+    LOSSES,
+    SELECTION_METHODS,
+    SemiSupervised,
+    StealResult,
+    drmi_subset,
+    evaluate_student,
+    mutual_information_matrix,
+    select_queries,
+    steal,
+)
 
 __all__ = [
     "LOSSES",

@@ -38,7 +38,6 @@ __all__ = [
     "InversionResult",
     "Loss",
     "SweepResult",
-    "audit_section",
     "invert",
     "tv_sweep",
 ]
@@ -371,5 +370,3 @@ def tv_sweep(victim, tv_weights=(0.0, 0.1, 1.0, 10.0), *, classes=None, class_me
         results.append(r)
     return SweepResult(weights, results)
 
-
-from tfmodelsec.attacks._inversion_audit import audit_section  # noqa: E402  (re-export for SECTION_PROVIDERS)

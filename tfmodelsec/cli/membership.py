@@ -69,8 +69,8 @@ def _read_ids(spec):
 def run(args) -> int:
     import numpy as np
 
-    from tfmodelsec.attacks.membership import LiraShadows, ShadowTraining, membership_inference, membership_split
-    from tfmodelsec.attacks.mia_audit import results_table
+    from tfmodelsec.attacks.membership import (LiraShadows, ShadowTraining, membership_inference, membership_split,
+                                               results_table)
     from tfmodelsec.plotting import close, roc_figure
     from tfmodelsec.utils import write_json
 

@@ -59,9 +59,9 @@ def register(sub) -> None:
 
 def run(args) -> int:
     from tfmodelsec import plotting
-    from tfmodelsec.attacks.selection import SELECTION_METHODS
+    from tfmodelsec.attacks.stealing.selection import SELECTION_METHODS
     from tfmodelsec.attacks.stealing import LOSSES
-    from tfmodelsec.attacks.stealing_sweep import PAPER_DRMI_LENET5, summarize, sweep
+    from tfmodelsec.attacks.stealing.sweep import PAPER_DRMI_LENET5, summarize, sweep
     from tfmodelsec.utils import Timer, check_choice, write_json
 
     budgets = parse_int_list(args.queries, name="queries")
@@ -110,9 +110,9 @@ def _mi_part(args, pool, budgets, methods, cache) -> int:
     """``--part I/N``: this part's blocks of the MI matrices the sweep's DRMI runs will need."""
     import numpy as np
 
-    from tfmodelsec.attacks.drmi import mutual_information_part
-    from tfmodelsec.attacks.selection import candidate_indices
-    from tfmodelsec.attacks.stealing_sweep import selected_queries
+    from tfmodelsec.attacks.stealing.drmi import mutual_information_part
+    from tfmodelsec.attacks.stealing.selection import candidate_indices
+    from tfmodelsec.attacks.stealing.sweep import selected_queries
     from tfmodelsec.distribute import parse_part
 
     part = parse_part(args.part)

@@ -7,9 +7,9 @@ log-log ROC). Scores are oriented so that higher means "more likely a member".
 
 Attacks (``attack=``):
     ``loss``, ``confidence``, ``entropy``, ``modified_entropy``: global-threshold attacks
-    (:mod:`tfmodelsec.attacks.mia_threshold`); ``shadow``: Shokri et al. 2017 and
-    ``proxy``: the distilled proxy of seed lab 002 (:mod:`tfmodelsec.attacks.mia_shadow`);
-    ``lira``: Carlini et al. 2022, online or offline (:mod:`tfmodelsec.attacks.mia_lira`).
+    (:mod:`.threshold`); ``shadow``: Shokri et al. 2017 and
+    ``proxy``: the distilled proxy of seed lab 002 (:mod:`.shadow`);
+    ``lira``: Carlini et al. 2022, online or offline (:mod:`.lira`).
 
 The victim is only queried through :class:`tfmodelsec.oracle.BlackBox` (pass one to
 attack a defended or budgeted victim). Its architecture, with fresh weights, is the
@@ -23,15 +23,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from tfmodelsec.attacks.mia_lira import (LiraShadows, lira_scores, merge_lira_shadows, records_fingerprint,
+from tfmodelsec.attacks.membership.lira import (LiraShadows, lira_scores, records_fingerprint,
                                         train_lira_shadows)
-from tfmodelsec.attacks.mia_shadow import (ShadowTraining, predict_probabilities, proxy_attack_scores,
+from tfmodelsec.attacks.membership.shadow import (ShadowTraining, predict_probabilities, proxy_attack_scores,
                                            shadow_attack_scores, softmax64)
-from tfmodelsec.attacks.mia_threshold import THRESHOLD_SIGNALS, logit_confidence, threshold_scores
+from tfmodelsec.attacks.membership.threshold import THRESHOLD_SIGNALS, logit_confidence, threshold_scores
 from tfmodelsec.utils import check_choice, check_positive, check_probability
 
-__all__ = ["ATTACKS", "MembershipResult", "MembershipSplit", "membership_inference", "membership_split",
-           "ShadowTraining", "LiraShadows", "train_lira_shadows", "merge_lira_shadows", "audit_section"]
+__all__ = ["ATTACKS", "REPORT_FPRS", "MembershipResult", "membership_inference", "results_table"]
 
 ATTACKS = (*THRESHOLD_SIGNALS, "shadow", "proxy", "lira")
 #: The two low false-positive rates every report quotes (Carlini et al. 2022 argue for these).
@@ -272,5 +271,11 @@ def _lira_shadows(shadows, vic, x, y, num_shadows, population, training, strateg
     return shadows
 
 
-from tfmodelsec.attacks.mia_split import MembershipSplit, membership_split  # noqa: E402
-from tfmodelsec.attacks.mia_audit import audit_section  # noqa: E402
+def results_table(results) -> str:
+    """A Markdown table: one row per :class:`MembershipResult`."""
+    rows = ["| attack | AUC | advantage | TPR @ 0.1% FPR | TPR @ 1% FPR | seconds |", "|---|---|---|---|---|---|"]
+    for r in results:
+        m = r.metrics()
+        rows.append(f"| {r.attack} | {m['auc']:.3f} | {m['advantage']:.3f} | {m['tpr_at_fpr_0.001']:.2%} | "
+                    f"{m['tpr_at_fpr_0.01']:.2%} | {r.seconds:.1f} |")
+    return "\n".join(rows)

@@ -8,9 +8,8 @@ inside the graph (output layers, APGP with its trained weights, APMSA's boundary
 its ``tf.while_loop``), and no other function is saved, so a client of the server never
 sees the victim's raw output.
 
-``check_export`` loads an export the way a server does (``tf.saved_model.load``), lists
-its signatures as ``saved_model_cli show --all`` would, runs a sample batch and, given the
-victim and defense, compares the answers with the in-process defended model.
+Reading an export back (:mod:`.signature`) and checking it against the in-process
+defended model (:mod:`.check`) live beside this module.
 
 Example:
     >>> path = export_defended(victim, defense, "saved_models/defended")  # doctest: +SKIP
@@ -28,23 +27,13 @@ from pathlib import Path
 
 import numpy as np
 
-from tfmodelsec.errors import ModelLoadError
+from tfmodelsec.export.signature import ENDPOINT, INPUT_NAME, METADATA_FILE, OUTPUT_KEYS
 from tfmodelsec.models.io import Victim, as_victim
 
-__all__ = ["export_defended", "serving_function", "check_defense", "resolve_version_dir",
-           "describe_signatures", "serving_example", "check_export", "ExportCheck",
-           "ENDPOINT", "INPUT_NAME", "OUTPUT_KEYS", "METADATA_FILE"]
+__all__ = ["check_defense", "export_defended", "serving_function"]
 
-#: The endpoint TF Serving calls when a request names no signature.
-ENDPOINT = "serving_default"
-INPUT_NAME = "inputs"
-OUTPUT_KEYS = ("probabilities", "label")
-#: TF Serving ignores ``assets.extra`` except for warm-up files, so our metadata can live there.
-METADATA_FILE = Path("assets.extra") / "tfmodelsec_export.json"
 # Samples pushed through a defense before export to catch a class-count mismatch early.
 _PROBE_ROWS = 4
-# Rows of a probability vector must sum to 1 within float32 round-off of a softmax.
-_SUM_TOLERANCE = 1e-3
 
 
 def _defense_name(defense) -> str:
@@ -257,92 +246,3 @@ def export_defended(victim, defense=None, export_dir=None, *, version: int = 1, 
 
 
 # --------------------------------------------------------------------------- reading back
-
-
-def resolve_version_dir(path) -> Path:
-    """The SavedModel folder for ``path``: itself, or its highest numbered version."""
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"export not found: {path} (expected an export folder or one of its versions)")
-    if (path / "saved_model.pb").is_file():
-        return path
-    versions = [p for p in path.iterdir() if p.is_dir() and p.name.isdigit() and (p / "saved_model.pb").is_file()]
-    if not versions:
-        raise ModelLoadError(
-            f"{path}: no SavedModel here (no saved_model.pb) and no numbered version folder holding one"
-        )
-    return max(versions, key=lambda p: int(p.name))
-
-
-def describe_signatures(path) -> dict:
-    """Signatures as ``saved_model_cli show --dir PATH --all`` lists them, from the SavedModel proto.
-
-    Returns:
-        ``{tag_set: {signature: {"method": str, "inputs": {key: {"dtype", "shape"}}, "outputs": {...}}}}``
-        with tag sets joined by ``","`` (``"serve"`` for a TF Serving export) and unknown
-        dimensions as ``None``. TF's internal ``__saved_model_init_op`` is left out.
-    """
-    import tensorflow as tf
-    from tensorflow.core.protobuf import saved_model_pb2
-
-    version_dir = resolve_version_dir(path)
-    proto = saved_model_pb2.SavedModel()
-    proto.ParseFromString((version_dir / "saved_model.pb").read_bytes())
-
-    def tensors(mapping):
-        out = {}
-        for key, info in sorted(mapping.items()):
-            dims = None if info.tensor_shape.unknown_rank else [
-                None if d.size < 0 else int(d.size) for d in info.tensor_shape.dim]
-            dtype = tf.dtypes.as_dtype(info.dtype).name if info.dtype else "invalid"
-            out[key] = {"dtype": dtype, "shape": dims}
-        return out
-
-    result = {}
-    for meta_graph in proto.meta_graphs:
-        tags = ",".join(meta_graph.meta_info_def.tags)
-        result[tags] = {
-            name: {"method": sig.method_name, "inputs": tensors(sig.inputs), "outputs": tensors(sig.outputs)}
-            for name, sig in sorted(meta_graph.signature_def.items())
-            if not name.startswith("__")  # TF's own init op, not callable by a client
-        }
-    return result
-
-
-def serving_example(path, x, *, format: str = "row", decimals: int | None = 6) -> tuple[dict, dict]:
-    """A TF Serving REST request for ``x`` and the response this export gives to it.
-
-    ``POST /v1/models/NAME:predict`` takes, in TF Serving's row format,
-    ``{"signature_name": "serving_default", "instances": [...]}`` and answers
-    ``{"predictions": [{"label": k, "probabilities": [...]}, ...]}``; in the columnar
-    format, ``{"signature_name": ..., "inputs": [...]}`` answered by
-    ``{"outputs": {"label": [...], "probabilities": [[...], ...]}}``.
-
-    Args:
-        path: an export folder or version folder.
-        x: a batch of inputs.
-        format: ``"row"`` (``instances``) or ``"columnar"`` (``inputs``).
-        decimals: round the numbers in the returned JSON (``None``: keep all).
-    """
-    import tensorflow as tf
-
-    from tfmodelsec.utils import check_choice
-
-    format = check_choice("format", format, ("row", "columnar"))
-    fn = tf.saved_model.load(str(resolve_version_dir(path))).signatures[ENDPOINT]
-    x = np.asarray(x, dtype=np.float32)
-    out = fn(**{INPUT_NAME: tf.constant(x)})
-    probs = out["probabilities"].numpy().astype(np.float64)
-    labels = [int(k) for k in out["label"].numpy()]
-    rnd = (lambda a: a) if decimals is None else (lambda a: np.round(a, decimals))
-    inputs = rnd(x.astype(np.float64)).tolist()
-    if format == "row":
-        request = {"signature_name": ENDPOINT, "instances": inputs}
-        response = {"predictions": [{"label": k, "probabilities": rnd(p).tolist()} for p, k in zip(probs, labels)]}
-    else:
-        request = {"signature_name": ENDPOINT, "inputs": inputs}
-        response = {"outputs": {"label": labels, "probabilities": rnd(probs).tolist()}}
-    return request, response
-
-
-from tfmodelsec._export_check import ExportCheck, check_export  # noqa: E402  (check builds on the above)

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from tfmodelsec.attacks.mia_threshold import behaviour_features
+from tfmodelsec.attacks.membership.threshold import behaviour_features
 from tfmodelsec.utils import check_choice, check_positive, progbar, resolve_strategy, set_seed
 
 __all__ = ["ShadowTraining", "shadow_builder", "train_shadow", "predict_probabilities", "logits_of", "softmax64",

@@ -23,9 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
-from tfmodelsec.attacks.mia_shadow import (ShadowTraining, logits_of, predict_probabilities, shadow_builder,
+from tfmodelsec.attacks.membership.shadow import (ShadowTraining, logits_of, predict_probabilities, shadow_builder,
                                           softmax64, train_shadow)
-from tfmodelsec.attacks.mia_threshold import logit_confidence
+from tfmodelsec.attacks.membership.threshold import logit_confidence
 from tfmodelsec.utils import progbar, read_npz, write_npz
 
 __all__ = ["LiraShadows", "train_lira_shadows", "merge_lira_shadows", "lira_scores", "records_fingerprint"]

@@ -17,7 +17,7 @@ def audit_section(ctx):
     """Invert every class of ``ctx.victim``; compare with ``ctx.data``'s class means."""
     from tfmodelsec import plotting
     from tfmodelsec.attacks.inversion import invert
-    from tfmodelsec.audit import Section
+    from tfmodelsec.audit.section import Section
     from tfmodelsec.metrics import class_means
 
     victim, data = ctx.victim, ctx.data

@@ -1,6 +1,7 @@
 """``check_export``: load a defended export as a server would and compare it with the in-process model.
 
-Kept apart from :mod:`tfmodelsec.export` (which re-exports it) so each file stays small.
+It loads the export with ``tf.saved_model.load``, lists its signatures as ``saved_model_cli show --all``
+would, runs a sample batch and, given the victim and defense, compares the answers.
 """
 
 from __future__ import annotations
@@ -11,8 +12,8 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from tfmodelsec.errors import ModelLoadError
-from tfmodelsec.export import (ENDPOINT, INPUT_NAME, METADATA_FILE, OUTPUT_KEYS, _SUM_TOLERANCE,
-                               describe_signatures, resolve_version_dir)
+from tfmodelsec.export.signature import (ENDPOINT, INPUT_NAME, METADATA_FILE, OUTPUT_KEYS, SUM_TOLERANCE,
+                                         describe_signatures, resolve_version_dir)
 from tfmodelsec.models.io import as_victim
 from tfmodelsec.utils import check_positive
 
@@ -151,7 +152,7 @@ def check_export(path, victim=None, defense=None, *, batch_size: int = 8, seed: 
         return out["probabilities"].numpy(), out["label"].numpy()
 
     probs, labels = answer()
-    valid = bool(np.all(probs >= -1e-7) and np.allclose(probs.sum(axis=1), 1.0, atol=_SUM_TOLERANCE))
+    valid = bool(np.all(probs >= -1e-7) and np.allclose(probs.sum(axis=1), 1.0, atol=SUM_TOLERANCE))
     is_argmax = bool(np.array_equal(labels, probs.argmax(axis=1)))
     if not valid:
         problems.append("the answers are not probability rows (negative entries or rows not summing to 1)")

@@ -14,7 +14,7 @@ pattern of Keras' ``Distiller``:
 Beyond the paper: ``active_queries`` spends part of the budget on the pool images
 the student is least sure about (uncertainty sampling), and ``semi_supervised``
 self-trains the student on the unlabeled pool without querying it
-(:mod:`tfmodelsec.attacks.self_training`: pseudo-labels spread by label
+(:mod:`tfmodelsec.attacks.stealing.self_training`: pseudo-labels spread by label
 propagation, consistency under augmentation).
 
 Metrics (owner-side, through the victim directly; they spend no attacker queries):
@@ -30,12 +30,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from tfmodelsec.attacks.self_training import SemiSupervised, self_train
-from tfmodelsec.attacks.self_training import packed_targets as _packed
-from tfmodelsec.attacks.self_training import repeat_rows as _repeat_to
+from tfmodelsec.attacks.stealing.self_training import SemiSupervised, self_train
+from tfmodelsec.attacks.stealing.self_training import packed_targets as _packed
+from tfmodelsec.attacks.stealing.self_training import repeat_rows as _repeat_to
 from tfmodelsec.utils import check_choice, check_nonnegative, check_positive
 
-__all__ = ["LOSSES", "SemiSupervised", "StealResult", "audit_section", "evaluate_student", "steal"]
+__all__ = ["LOSSES", "SemiSupervised", "StealResult", "evaluate_student", "steal"]
 
 LOSSES = ("kl", "mse", "hard")
 # Tiny query sets (50 samples) still get this many samples per distillation epoch
@@ -246,7 +246,7 @@ def steal(oracle, queries, *, student="lenet5", loss: str = "kl", temperature: f
     """
     import keras
 
-    from tfmodelsec.attacks.selection import check_pool
+    from tfmodelsec.attacks.stealing.selection import check_pool
     from tfmodelsec.models.train import fit_seeded
     from tfmodelsec.utils import resolve_strategy, set_seed
 
@@ -317,9 +317,3 @@ def steal(oracle, queries, *, student="lenet5", loss: str = "kl", temperature: f
         result.accuracy, result.fidelity, result.transferability = m["accuracy"], m["fidelity"], m["transferability"]
     return result
 
-
-def audit_section(ctx):
-    """The audit report's stealing section (see :mod:`tfmodelsec.attacks.stealing_sweep`)."""
-    from tfmodelsec.attacks.stealing_sweep import audit_section as build
-
-    return build(ctx)

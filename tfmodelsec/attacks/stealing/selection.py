@@ -7,7 +7,7 @@ unlabeled pool. None of the methods queries the victim: they look at the images
 Methods (He et al., "DRMI", USENIX Security 2021, and the baselines it compares):
 
 * ``random`` - uniform without replacement.
-* ``drmi`` - least summed pairwise mutual information (:mod:`tfmodelsec.attacks.drmi`).
+* ``drmi`` - least summed pairwise mutual information (:mod:`tfmodelsec.attacks.stealing.drmi`).
 * ``correlation`` - the same subset search on the absolute Pearson correlation
   of the pixel vectors ("correlation matrix").
 * ``neuron_trace`` - greedy coverage of the ReLU neurons a local model activates:
@@ -165,7 +165,7 @@ def select_queries(pool_x, n: int, *, method: str = "random", seed: int = 0, inp
     """
     import time
 
-    from tfmodelsec.attacks import drmi
+    from tfmodelsec.attacks.stealing import drmi
 
     method = check_choice("method", method, SELECTION_METHODS)
     pool = check_pool(pool_x, input_shape=input_shape)

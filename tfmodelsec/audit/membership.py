@@ -1,23 +1,13 @@
-"""The membership section of the audit report (``audit_section``)."""
+"""The audit report's "membership" section: threshold attacks and, unless quick, LiRA."""
 
 from __future__ import annotations
 
-__all__ = ["audit_section", "results_table"]
+__all__ = ["audit_section"]
 
 #: Target records per side: quick keeps the section within ~20 s on 2 CPU cores with
 #: threshold attacks only; the full section adds a 4-shadow LiRA within ~2 minutes.
 _QUICK_RECORDS, _FULL_RECORDS = 500, 2000
 _FULL_LIRA_SHADOWS, _FULL_LIRA_EPOCHS = 4, 5
-
-
-def results_table(results) -> str:
-    """A Markdown table: one row per :class:`MembershipResult`."""
-    rows = ["| attack | AUC | advantage | TPR @ 0.1% FPR | TPR @ 1% FPR | seconds |", "|---|---|---|---|---|---|"]
-    for r in results:
-        m = r.metrics()
-        rows.append(f"| {r.attack} | {m['auc']:.3f} | {m['advantage']:.3f} | {m['tpr_at_fpr_0.001']:.2%} | "
-                    f"{m['tpr_at_fpr_0.01']:.2%} | {r.seconds:.1f} |")
-    return "\n".join(rows)
 
 
 def audit_section(ctx):
@@ -27,9 +17,10 @@ def audit_section(ctx):
     records of the dataset's training split were used and its test split was not; the
     section states this assumption.
     """
-    from tfmodelsec.attacks.membership import (ShadowTraining, membership_inference, membership_split)
-    from tfmodelsec.attacks.mia_threshold import THRESHOLD_SIGNALS
-    from tfmodelsec.audit import Section
+    from tfmodelsec.attacks.membership import (ShadowTraining, membership_inference, membership_split,
+                                               results_table)
+    from tfmodelsec.attacks.membership.threshold import THRESHOLD_SIGNALS
+    from tfmodelsec.audit.section import Section
     from tfmodelsec.plotting import close, roc_figure
 
     data = ctx.data
