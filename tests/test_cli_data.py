@@ -59,3 +59,19 @@ def test_train_on_an_image_folder_resized(tmp_path, capsys):
     assert json.loads(capsys.readouterr().out)["input_shape"] == [4, 5, 3]
     assert main(["train", "--dataset", str(tmp_path / "img"), "--image-size", "4,x", "--out", str(model)]) == 2
     assert "--image-size must be H,W" in capsys.readouterr().err
+
+
+def test_chain_on_a_csv_then_unlearn_with_the_data_moved(tmp_path, capsys):
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(40, 3))
+    rows = [",".join(f"{v:.5f}" for v in r) + f",{int(r[0] > 0)}" for r in x]
+    (tmp_path / "t.csv").write_text("a,b,c,y\n" + "\n".join(rows) + "\n")
+    assert main(["chain", "--model", "mlp", "--dataset", str(tmp_path / "t.csv"), "--label-column", "y",
+                 "--blocks", "2", "--out", str(tmp_path / "chain"), "--quiet"]) == 0
+    (tmp_path / "t.csv").rename(tmp_path / "moved.csv")
+    args = ["unlearn", str(tmp_path / "chain"), "--delete", "0,1", "--method", "retrain", "--no-reference",
+            "--out", str(tmp_path / "forget"), "--quiet"]
+    assert main(args) == 2
+    assert "t.csv" in capsys.readouterr().err  # the recorded path is gone: said in one line
+    assert main([*args, "--dataset", str(tmp_path / "moved.csv"), "--label-column", "y"]) == 0
+    assert json.loads((tmp_path / "forget" / "unlearn.json").read_text())["deleted"] == 2

@@ -206,12 +206,14 @@ def test_csv_folder_train_test_and_pool(tmp_path):
     ("a,b,label", ["1,2,0", "3,1", "4,5,1"], r"r\.csv: line 3 has 2 fields, expected 3"),
     ("a,b,label", ["1,2,0", "3,4,1", "5,x7,0"], r"r\.csv: line 4, column 'b': 'x7' is not a finite number"),
     ("a,b,label", ["1,2,0", "3,nan,1"], r"line 3, column 'b': 'nan' is not a finite number"),
+    ("a,b,label", ["1,2,0", "3,1e39,1"], r"line 3, column 'b': '1e39' is not a finite number \(float32\)"),
     ("a,b,y", ["1,2,0"], r"r\.csv: no label column 'label' \(columns: 'a', 'b', 'y'\).*--label-column"),
     ("a,b,label", ["1,2,0", "3,4,1.5"], r"line 3, label column 'label': '1.5' is not an integer class label"),
     ("a,b,label", ["1,2,cat"], r"line 2, label column 'label': 'cat' is not an integer"),
     ("a,b,label", [], r"r\.csv: no data rows after the header"),
     ("", [], r"r\.csv: empty file"),
-], ids=["ragged", "non-numeric", "nan", "no-label-column", "float-label", "text-label", "header-only", "empty"])
+], ids=["ragged", "non-numeric", "nan", "float32-overflow", "no-label-column", "float-label", "text-label",
+        "header-only", "empty"])
 def test_csv_errors_name_file_line_and_column(tmp_path, header, rows, match):
     path = tmp_path / "r.csv"
     path.write_text(header + ("\n" if header else "") + "".join(r + "\n" for r in rows))

@@ -41,7 +41,8 @@ def _diagnose(path: Path, columns: list[str], label: int | None) -> None:
                                  f"like the header")
             for j, value in enumerate(row):
                 try:
-                    number = float(value)
+                    with np.errstate(over="ignore"):
+                        number = float(np.float32(float(value)))  # what the fast reader stores
                 except ValueError:
                     number = None
                 if j == label:
@@ -50,7 +51,7 @@ def _diagnose(path: Path, columns: list[str], label: int | None) -> None:
                                          "is not an integer class label >= 0 (encode the classes as 0, 1, 2, ...)")
                 elif number is None or not np.isfinite(number):
                     raise ValueError(f"{path}: line {reader.line_num}, column {columns[j]!r}: {value!r} is not "
-                                     "a finite number; expected numeric feature columns")
+                                     "a finite number (float32); expected numeric feature columns")
 
 
 def _read(path: Path, label_column: str | None, *, required: bool = True):
@@ -71,7 +72,8 @@ def _read(path: Path, label_column: str | None, *, required: bool = True):
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # "input contained no data": handled below
-            values = np.loadtxt(path, delimiter=",", skiprows=1, dtype=np.float64, ndmin=2, comments=None,
+            # float32 is what the Dataset keeps; exact for integer labels below 2**24
+            values = np.loadtxt(path, delimiter=",", skiprows=1, dtype=np.float32, ndmin=2, comments=None,
                                 quotechar='"', encoding="utf-8-sig")
     except ValueError:
         values = None
@@ -85,9 +87,9 @@ def _read(path: Path, label_column: str | None, *, required: bool = True):
         _diagnose(path, columns, label)
         raise ValueError(f"{path}: could not read the values as numbers; expected a header row, then rows of "
                          f"{len(columns)} comma-separated numbers")
-    features = [j for j in range(len(columns)) if j != label]
-    x = values[:, features].astype(np.float32)
     y = None if label is None else values[:, label].astype(np.int64)
+    x = values if label is None else np.delete(values, label, axis=1)
+    features = [j for j in range(len(columns)) if j != label]
     return [columns[j] for j in features], x, y
 
 
