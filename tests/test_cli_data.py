@@ -3,7 +3,6 @@
 import json
 
 import numpy as np
-import pytest
 
 from tfmodelsec.cli import build_parser, main
 from tfmodelsec.models import save_model
@@ -11,16 +10,12 @@ from tfmodelsec.models import save_model
 DATA_COMMANDS = ("train", "audit", "invert", "steal", "membership", "defend", "evaluate", "export", "chain", "unlearn")
 
 
-def _subparser(name):
-    parser = build_parser()
-    return parser._subparsers._group_actions[0].choices[name]
-
-
-@pytest.mark.parametrize("command", DATA_COMMANDS)
-def test_every_data_command_takes_paths_and_options(command):
-    text = " ".join(_subparser(command).format_help().split())
-    assert "FILE.npz" in text and "FILE.csv" in text and "image folder" in text
-    assert "--image-size H,W" in text and "--label-column NAME" in text
+def test_every_data_command_takes_paths_and_options():
+    commands = build_parser()._subparsers._group_actions[0].choices
+    for name in DATA_COMMANDS:
+        text = " ".join(commands[name].format_help().split())
+        assert "FILE.npz" in text and "FILE.csv" in text and "image folder" in text, name
+        assert "--image-size H,W" in text and "--label-column NAME" in text, name
 
 
 def test_audit_on_a_csv_with_its_label_column(tmp_path, tiny_model, capsys):

@@ -122,7 +122,7 @@ def _class_folders(folder: Path) -> list[str]:
         raise ValueError(f"{folder}: no class subfolders; expected {folder}/<class name>/<images> "
                          f"({', '.join(IMAGE_SUFFIXES)})")
     # class folders named 0, 1, ..., 10 keep their numeric order (Keras would sort them as text)
-    return sorted(names, key=int) if all(n.isdigit() for n in names) else sorted(names)
+    return sorted(names, key=lambda n: (int(n), n)) if all(n.isdigit() for n in names) else sorted(names)
 
 
 def _image_files(folder: Path) -> list[Path]:
