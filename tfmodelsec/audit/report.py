@@ -39,10 +39,12 @@ def run_audit(victim, data, out_dir, *, quick: bool = False, sections=None, seed
         sections: keys of :data:`SECTION_PROVIDERS` to run (default: all).
         seed: passed to every section.
     """
+    from tfmodelsec.models.fit import check_fit
     from tfmodelsec.models.io import as_victim
 
     victim = as_victim(victim)
     victim.check_input_shape(data.input_shape, what=f"dataset {data.name!r}")
+    warnings = [w for w in (check_fit(victim, data).warning,) if w]  # at the top of the report
     keys = list(SECTION_PROVIDERS) if sections is None else list(sections)
     unknown = [k for k in keys if k not in SECTION_PROVIDERS]
     if unknown:
@@ -59,8 +61,8 @@ def run_audit(victim, data, out_dir, *, quick: bool = False, sections=None, seed
         section = build(ctx)
         section.seconds = time.perf_counter() - start
         done.append(section)
-        report = AuditReport(done, out_dir)
+        report = AuditReport(done, out_dir, warnings)
         # written after every section so an interrupted audit keeps what it finished
         write_json(report.json_path, report.to_dict())
         report.markdown_path.write_text(report.to_markdown())
-    return AuditReport(done, out_dir)
+    return AuditReport(done, out_dir, warnings)

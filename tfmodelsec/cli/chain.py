@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
-from tfmodelsec.cli._common import (CliError, add_dataset_argument, add_parser, add_strategy_argument,
-                                    parse_int_list, strategy_arg)
+from tfmodelsec.cli._common import (
+    CliError,
+    add_dataset_argument,
+    add_parser,
+    add_strategy_argument,
+    dataset_options,
+    parse_int_list,
+    strategy_arg,
+)
 
 EXAMPLE = """tfmodelsec chain --model lenet5 --dataset mnist --blocks 100 --out runs/chain
 tfmodelsec chain --model lenet5 --dataset mnist --blocks 100 --out runs/chain --resume
@@ -83,7 +90,7 @@ def run(args) -> int:
             raise CliError(
                 f"--sisa must be two integers S,R (shards, slices). Received: {args.sisa!r}"
             )
-    data = load_dataset(args.dataset)
+    data = load_dataset(args.dataset, **dataset_options(args))
     if args.train_subset is not None:
         data = data.subset(n_train=args.train_subset)
     verbose = 0 if args.quiet else 1

@@ -6,7 +6,7 @@ import json
 import sys
 from pathlib import Path
 
-from tfmodelsec.cli._common import CliError, add_parser
+from tfmodelsec.cli._common import DATASET_HELP, CliError, add_data_options, add_parser, dataset_options
 
 EXAMPLE = """\
 tfmodelsec export saved_models/lenet5_mnist.h5 --defense rounding --param decimals=2 --out saved_models/defended
@@ -29,8 +29,10 @@ def register(sub) -> None:
     p.add_argument("--defense-path", metavar="DEF", help="a saved (trained) defense, e.g. from 'tfmodelsec defend'")
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                    help="defense parameter (repeatable), e.g. --param decimals=2; values are JSON or strings")
-    p.add_argument("--dataset", default=None,
-                   help="train an apgp_* defense on this dataset's training inputs (instead of --defense-path)")
+    p.add_argument("--dataset", default=None, metavar="NAME|PATH",
+                   help="train an apgp_* defense on this dataset's training inputs (instead of --defense-path): "
+                        + DATASET_HELP)
+    add_data_options(p)
     p.add_argument("--out", metavar="DIR", help="export folder TF Serving is pointed at; writes DIR/VERSION/")
     p.add_argument("--version", type=int, default=1, help="version folder to write (default: 1)")
     p.add_argument("--overwrite", action="store_true", help="replace DIR/VERSION if it exists (other versions stay)")
@@ -57,7 +59,7 @@ def parse_params(items) -> dict:
     return params
 
 
-def build_defense(name, victim, *, path=None, params=None, dataset=None, seed=0):
+def build_defense(name, victim, *, path=None, params=None, dataset=None, data_options=None, seed=0):
     """The defense layer for ``--defense NAME [--defense-path DEF] [--param ...]`` (None for 'none').
 
     Names come from ``tfmodelsec.defenses.DEFENSES`` (the defenses registry). APGP must be
@@ -92,10 +94,12 @@ def build_defense(name, victim, *, path=None, params=None, dataset=None, seed=0)
         if dataset is None:
             raise CliError(f"--defense {name} is trained: pass its saved layer with --defense-path "
                            "(from 'tfmodelsec defend') or --dataset NAME to train it now")
+        from tfmodelsec.cli._common import warn_if_near_chance
         from tfmodelsec.data import load_dataset
 
-        data = load_dataset(dataset)
+        data = load_dataset(dataset, **(data_options or {}))
         victim.check_input_shape(data.input_shape, what=f"dataset {data.name!r}")
+        warn_if_near_chance("export", victim, data)
         x = data.x_train
     return make_defense(key, victim, x=x, seed=seed, **params)
 
@@ -111,7 +115,8 @@ def _check(args) -> int:
     if args.victim is not None:
         victim = load_victim_arg(args)
         defense = build_defense(args.defense, victim, path=args.defense_path, params=parse_params(args.param),
-                            dataset=args.dataset, seed=args.seed)
+                            dataset=args.dataset,
+                            data_options=dataset_options(args), seed=args.seed)
     elif args.defense or args.defense_path:
         raise CliError("--defense needs VICTIM with --check (to compare the export with the in-process model)")
     report = check_export(args.check, victim, defense, seed=args.seed)
@@ -135,7 +140,8 @@ def run(args) -> int:
         raise CliError("--out is required: the export folder TF Serving is pointed at")
     victim = load_victim_arg(args)
     defense = build_defense(args.defense, victim, path=args.defense_path, params=parse_params(args.param),
-                            dataset=args.dataset, seed=args.seed)
+                            dataset=args.dataset,
+                            data_options=dataset_options(args), seed=args.seed)
     path = export_defended(victim, defense, args.out, version=args.version, overwrite=args.overwrite)
     print(f"wrote {path}")
     if defense is None:
