@@ -356,7 +356,7 @@ def train_apgp(victim, x=None, *, top_k: int | None = None, distance: str = "kl"
             d = _distance(layer(pb), pb, kind)
             loss = -tf.reduce_sum(d) / global_batch  # maximise the mean distance
         grads = tape.gradient(loss, layer.trainable_variables)
-        optimizer.apply_gradients(zip(grads, layer.trainable_variables))
+        optimizer.apply_gradients(zip(grads, layer.trainable_variables, strict=True))
         return tf.reduce_sum(d)
 
     @tf.function(reduce_retracing=True)
