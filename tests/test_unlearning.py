@@ -352,3 +352,146 @@ def test_public_api():
         "MajorityVote",
     }
     assert all(hasattr(ul, name) for name in ul.__all__)
+
+
+# --- exact unlearning with BatchNorm and Dropout (issue 16) ---------------------------------------
+# "Retrained without the records" must equal training on the remaining records with the same order
+# and seeds: deleted records stay out of every batch (BatchNorm statistics included) and the random
+# draws (Dropout) are a function of the chain's seed, not of what the trainer ran before.
+
+KINDS = ["batchnorm", "dropout"]  # plain models: the lenet5 `chain` above
+TINY_BLOCKS, TINY_BATCH, TINY_LR, TINY_SEED = 3, 16, 0.1, 5
+
+
+def _tiny(kind):
+    import keras
+
+    def build(input_shape, num_classes):
+        inputs = keras.Input(input_shape)
+        if kind == "batchnorm":
+            h = keras.layers.Conv2D(4, 3, use_bias=False)(inputs)
+            h = keras.layers.Flatten()(keras.layers.ReLU()(keras.layers.BatchNormalization()(h)))
+        else:
+            h = keras.layers.Dense(16, activation="relu")(keras.layers.Flatten()(inputs))
+            if kind == "dropout":
+                h = keras.layers.Dropout(0.5)(h)
+        return keras.Model(inputs, keras.layers.Dense(num_classes, activation="softmax")(h))
+
+    return build
+
+
+@pytest.fixture(scope="module")
+def tiny_zoo():
+    from tfmodelsec.models import zoo
+
+    names = {kind: f"_test_{kind}" for kind in KINDS}
+    for kind, name in names.items():
+        zoo.MODELS[name] = _tiny(kind)
+    yield names
+    for name in names.values():
+        zoo.MODELS.pop(name, None)
+
+
+@pytest.fixture(scope="module")
+def small(digits):
+    return digits.subset(n_train=192)
+
+
+@pytest.fixture(scope="module")
+def tiny_chains(tiny_zoo, small, tmp_path_factory):
+    return {kind: train_chain(name, small, tmp_path_factory.mktemp(kind), blocks=TINY_BLOCKS, batch_size=TINY_BATCH,
+                              learning_rate=TINY_LR, seed=TINY_SEED, verbose=0)
+            for kind, name in tiny_zoo.items()}
+
+
+def _naive(name, weights, stages, data, deleted, *, seed=TINY_SEED, epochs=1):
+    """Training from scratch on the remaining records, written out: each stage ``(block id, record ids)``
+    visits its records in block_order, cut into slots of TINY_BATCH, the deleted ones physically left
+    out; random layers re-seeded per slot (slot_seeds); plain SGD, fresh per stage; eager."""
+    import keras
+    import tensorflow as tf
+
+    from tfmodelsec.models.zoo import build_model
+    from tfmodelsec.unlearning._trainer import block_order, seed_generators, slot_seeds
+
+    net = build_model(name, data.x_train.shape[1:], data.num_classes)
+    net.set_weights(weights)
+    generators = seed_generators(net)
+    loss_fn = keras.losses.SparseCategoricalCrossentropy()
+    for block_id, ids in stages:
+        opt = keras.optimizers.SGD(TINY_LR)
+        for epoch in range(epochs):
+            order = block_order(seed, block_id, epoch, len(ids))
+            seeds = slot_seeds(seed, block_id, epoch, -(-len(ids) // TINY_BATCH), len(generators))
+            for j, start in enumerate(range(0, len(ids), TINY_BATCH)):
+                rows = ids[order[start:start + TINY_BATCH]]
+                rows = rows[~np.isin(rows, deleted)]
+                if not len(rows):
+                    continue
+                for g, gen in enumerate(generators):
+                    gen.state.assign(np.array([seeds[j, g], 0], np.int64))
+                with tf.GradientTape() as tape:
+                    loss = loss_fn(data.y_train[rows], net(data.x_train[rows], training=True))
+                grads = tape.gradient(loss, net.trainable_variables)
+                opt.apply_gradients(zip(grads, net.trainable_variables, strict=True))
+    return net.get_weights()
+
+
+def _close(a, b, atol=1e-5):
+    assert len(a) == len(b)
+    for u, v in zip(a, b, strict=True):
+        np.testing.assert_allclose(u, v, atol=atol, rtol=1e-4)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_retraining_a_block_reproduces_its_checkpoint(tiny_chains, small, kind):
+    from tfmodelsec.unlearning.base import checked_trainer
+
+    chain = tiny_chains[kind]
+    trainer = checked_trainer(chain)
+    x, y = small.x_train, small.y_train
+    trainer.train_block(chain.weights(0), x[chain.blocks[0]], y[chain.blocks[0]], seed=9, block=9)  # other draws
+    again = trainer.train_block(chain.weights(1), x[chain.blocks[1]], y[chain.blocks[1]], seed=TINY_SEED, block=2)
+    assert _equal(again, chain.weights(2))
+
+
+@pytest.mark.parametrize("kind", [*KINDS, "plain"])
+def test_deleted_records_never_reach_the_network(tiny_chains, chain, digits, small, kind):
+    from tfmodelsec.unlearning.base import checked_trainer
+
+    chain, data = (chain, digits) if kind == "plain" else (tiny_chains[kind], small)
+    trainer = checked_trainer(chain)
+    block = chain.blocks[0]
+    x, y = data.x_train[block].copy(), data.y_train[block]
+    keep = np.ones(len(block), np.float32)
+    keep[[0, 5, 17]] = 0
+    clean = trainer.train_block(chain.weights(0), x, y, keep, seed=chain.config.seed, block=1)
+    x[[0, 5, 17]] = np.nan  # a deleted record's content cannot matter if it never enters a batch
+    assert _equal(trainer.train_block(chain.weights(0), x, y, keep, seed=chain.config.seed, block=1), clean)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_unlearning_equals_naive_retraining_on_the_remaining_records(tiny_chains, tiny_zoo, small, kind):
+    chain = tiny_chains[kind]
+    ids = np.sort(np.concatenate([chain.blocks[0][[3, 20]], chain.blocks[1][:TINY_BATCH + 2]]))
+    expected = _naive(tiny_zoo[kind], chain.weights(0), [(i + 1, b) for i, b in enumerate(chain.blocks)],
+                      small, ids)
+    ours = unlearn(chain, ids, epsilon=0.0, data=small, verbose=0)
+    naive = retrain(chain, ids, data=small, verbose=0)
+    assert _equal(ours.weights, naive.weights)
+    _close(naive.weights, expected)
+    if kind == "batchnorm":  # the moving statistics moved, and without the deleted records
+        before = chain.weights(TINY_BLOCKS)
+        assert any(not np.allclose(a, b) for a, b in zip(naive.weights[2:4], before[2:4], strict=True))
+
+
+def test_sisa_unlearning_equals_naive_retraining_of_the_shard(tiny_zoo, small, tmp_path):
+    kind = "batchnorm"  # the same block trainer as the chain's: dropout is covered above
+    sisa = train_sisa(tiny_zoo[kind], small, tmp_path / "sisa", shards=2, slices=2, batch_size=TINY_BATCH,
+                      learning_rate=TINY_LR, seed=TINY_SEED, verbose=0)
+    ids = np.sort(sisa.slices[1][0][[1, 4, 9]])  # shard 1, first slice: both stages retrained
+    result = unlearn_sisa(sisa, ids, data=small, verbose=0)
+    shards = [layer for layer in result.model.layers if layer.name.startswith("shard_")]
+    stages = [(10_000 * 2 + r, np.concatenate(sisa.slices[1][:r])) for r in (1, 2)]
+    _close(shards[1].get_weights(), _naive(tiny_zoo[kind], sisa.weights(1, 0), stages, small, ids))
+    assert _equal(shards[0].get_weights(), sisa.weights(0, 2))
