@@ -495,3 +495,96 @@ def test_sisa_unlearning_equals_naive_retraining_of_the_shard(tiny_zoo, small, t
     stages = [(10_000 * 2 + r, np.concatenate(sisa.slices[1][:r])) for r in (1, 2)]
     _close(shards[1].get_weights(), _naive(tiny_zoo[kind], sisa.weights(1, 0), stages, small, ids))
     assert _equal(shards[0].get_weights(), sisa.weights(0, 2))
+
+
+# --- DeepObliviate's stop rule: known answers on synthetic residual curves (issue 16) ---------------
+
+class _CurveChain:
+    """A chain of B one-record blocks with M_i = [i, 0]: every block's influence is [1, 0]."""
+
+    def __init__(self, blocks):
+        from tfmodelsec.unlearning.chain import ChainConfig
+
+        self.config = ChainConfig(model="none", dataset="none", n_train=blocks, input_shape=(1,), num_classes=2,
+                                  blocks=blocks)
+        self.blocks = [np.array([i]) for i in range(blocks)]
+
+    def weights(self, i):
+        return [np.array([float(i), 0.0])]
+
+    def block_of(self, ids):
+        return np.asarray(ids) + 1
+
+    def check_data(self, data):
+        return np.zeros((self.config.n_train, 1), np.float32), np.zeros(self.config.n_train, np.int64)
+
+
+class _CurveTrainer:
+    """Retraining block d + t moves the weights by [1, curve[t]]: Δ_t = |curve[t]| exactly."""
+
+    def __init__(self, curve, first):
+        self.curve, self.first = list(curve), first
+
+    def train_block(self, weights, x, y, keep=None, *, seed, block, epochs=1):
+        return [weights[0] + np.array([1.0, self.curve[block - self.first]])]
+
+
+def _unlearn_curve(monkeypatch, curve, blocks, **kw):
+    from tfmodelsec.unlearning import deepobliviate
+
+    monkeypatch.setattr(deepobliviate, "checked_trainer", lambda chain, strategy=None: _CurveTrainer(curve, 1))
+    monkeypatch.setattr(deepobliviate, "_model_from", lambda cfg, weights: None)
+    return unlearn(_CurveChain(blocks), [0], data=object(), verbose=0, **kw)
+
+
+@pytest.mark.parametrize("stop_on,blocks_retrained", [("total", 24), ("memory", 22)])
+def test_stop_rule_on_a_known_power_law(monkeypatch, stop_on, blocks_retrained):
+    # Δ = 2/x + 0.01: a·x^-h + b < 0.095 first at x = 24 (2/23 + 0.01 = 0.097, 2/24 + 0.01 = 0.093);
+    # a·x^-h alone first at x = 22 (2/21 = 0.0952, 2/22 = 0.0909)
+    curve = 2.0 / np.arange(1, 41) + 0.01
+    r = _unlearn_curve(monkeypatch, curve, 40, epsilon=0.095, stop_on=stop_on)
+    assert r.blocks_retrained == blocks_retrained and r.info["stopped_at_block"] == blocks_retrained
+    np.testing.assert_allclose(r.deltas, curve[:blocks_retrained], rtol=1e-12)
+    assert r.fit["a"] == pytest.approx(2.0, rel=1e-4) and r.fit["h"] == pytest.approx(1.0, rel=1e-4)
+    assert r.fit["b"] == pytest.approx(0.01, abs=1e-5)
+    assert r.info["fitted_residual_at_stop"] == pytest.approx(2.0 / blocks_retrained + 0.01, rel=1e-4)
+    # stitched: M'_k + (M_B - M_k) = [k, sum of the curve so far] + [B - k, 0]
+    np.testing.assert_allclose(r.weights[0], [40.0, curve[:blocks_retrained].sum()], rtol=1e-12)
+
+
+def test_default_stop_keeps_retraining_while_the_floor_stays_above_epsilon(monkeypatch):
+    # the issue's curve: memory decays at once, the residual stays at 0.95 of a block's influence
+    curve = [1.0] + [0.95] * 11
+    r = _unlearn_curve(monkeypatch, curve, 12, epsilon=0.1)
+    assert r.info["stop_on"] == "total" and r.blocks_retrained == 12  # never below ε: retrained to the end
+    assert r.info["fitted_residual_at_stop"] == pytest.approx(0.95, abs=0.01)
+    early = _unlearn_curve(monkeypatch, curve, 12, epsilon=0.1, stop_on="memory")
+    assert early.blocks_retrained == 3 and early.info["fitted_memory_at_stop"] < 0.1  # the explicit opt-in
+    assert early.info["fitted_floor"] > 0.9  # ... while the residual it leaves is ~0.95 per stitched block
+
+
+def test_stop_rule_and_deltas_on_a_tiny_chain(chain, digits):
+    from tfmodelsec.unlearning.base import checked_trainer
+    from tfmodelsec.unlearning.deepobliviate import fitted_residual
+
+    ids = chain.blocks[1][:4]
+    result = unlearn(chain, ids, epsilon=0.5, data=digits, verbose=0)
+    k = result.info["stopped_at_block"]
+    # Δ by hand from the checkpoints and a hand-retrained run
+    trainer, w, flat = checked_trainer(chain), chain.weights(1), []
+    for i in range(2, k + 1):
+        block = chain.blocks[i - 1]
+        w = trainer.train_block(w, digits.x_train[block], digits.y_train[block],
+                                (~np.isin(block, ids)).astype(np.float32), seed=1, block=i)
+        flat.append(np.concatenate([np.ravel(a) for a in w]))
+    orig = [np.concatenate([np.ravel(a) for a in chain.weights(i)]) for i in range(1, k + 1)]
+    new = [orig[0], *flat]
+    scale = np.abs(orig[1] - orig[0]).sum()
+    deltas = [np.abs((orig[t] - orig[t - 1]) - (new[t] - new[t - 1])).sum() / scale for t in range(1, len(orig))]
+    np.testing.assert_allclose(result.deltas, deltas, rtol=1e-6)
+    # the rule: no earlier block had a fitted residual below ε; the stop block did, unless it is the last
+    for t in range(1, len(deltas)):
+        _, value = fitted_residual(deltas[:t], "total")
+        assert value is None or value >= 0.5
+    _, value = fitted_residual(deltas, "total")
+    assert k == BLOCKS or value < 0.5
