@@ -77,6 +77,10 @@ def seed_generators(model) -> list:
     return found
 
 
+def _as_tensors(*batch):
+    return batch
+
+
 class BlockTrainer:
     """A model, an optimizer and a compiled epoch loop, built once and reused.
 
@@ -173,7 +177,7 @@ class BlockTrainer:
         keep = np.ones(len(x), np.float32) if keep is None else np.asarray(keep, np.float32)
         self.set_weights(weights)
         self._reset_optimizer()
-        x_t, y_t = tf.constant(np.asarray(x, np.float32)), tf.constant(np.asarray(y, np.int64))
+        x, y = np.asarray(x, np.float32), np.asarray(y, np.int64)
         for epoch in range(int(epochs)):
             order = block_order(seed, block, epoch, len(x))
             slots, batches = batch_slots(order, keep, self.batch_size)
@@ -181,10 +185,13 @@ class BlockTrainer:
                 continue
             all_seeds = slot_seeds(seed, block, epoch, -(-len(x) // self.batch_size), len(self._seed_states))
             lengths = np.array([len(b) for b in batches], np.int64)
-            idx = tf.RaggedTensor.from_row_lengths(np.concatenate(batches), lengths)
-            w = tf.RaggedTensor.from_row_lengths(np.repeat(1.0 / lengths, lengths).astype(np.float32), lengths)
-            ds = tf.data.Dataset.from_tensor_slices((idx, w)).map(
-                lambda i, wi: (tf.gather(x_t, i), tf.gather(y_t, i), wi))
+            rows = np.concatenate(batches)
+            w = np.repeat(1.0 / lengths, lengths).astype(np.float32)
+            # one variable-length batch per row of the ragged tensors
+            ds = tf.data.Dataset.from_tensor_slices(tuple(
+                tf.RaggedTensor.from_row_lengths(a, lengths, validate=False) for a in (x[rows], y[rows], w)))
+            if self.strategy.num_replicas_in_sync > 1:  # the rebatcher needs plain tensor specs (a replica
+                ds = ds.map(_as_tensors)  # left empty must keep its shape); tracing the map costs ~0.1 s
             self._run_epoch(self.strategy.experimental_distribute_dataset(ds), tf.constant(all_seeds[slots]))
         return self.get_weights()
 
