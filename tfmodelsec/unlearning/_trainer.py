@@ -116,6 +116,8 @@ class BlockTrainer:
         check_positive("learning_rate", learning_rate)
         check_positive("batch_size", batch_size, integer=True)
         self.strategy = resolve_strategy(strategy)
+        # TF's no-strategy default (a private class name; a miss only costs the map below)
+        self._default_strategy = type(self.strategy).__name__ == "_DefaultDistributionStrategy"
         self.batch_size = int(batch_size)
         with self.strategy.scope():
             self.model = build_model(model, tuple(input_shape), int(num_classes))
@@ -190,8 +192,8 @@ class BlockTrainer:
             # one variable-length batch per row of the ragged tensors
             ds = tf.data.Dataset.from_tensor_slices(tuple(
                 tf.RaggedTensor.from_row_lengths(a, lengths, validate=False) for a in (x[rows], y[rows], w)))
-            if self.strategy.num_replicas_in_sync > 1:  # the rebatcher needs plain tensor specs (a replica
-                ds = ds.map(_as_tensors)  # left empty must keep its shape); tracing the map costs ~0.1 s
+            if not self._default_strategy:  # distributed input needs plain tensor specs (a replica left
+                ds = ds.map(_as_tensors)  # empty must keep its shape); tracing the map costs ~30 ms a call
             self._run_epoch(self.strategy.experimental_distribute_dataset(ds), tf.constant(all_seeds[slots]))
         return self.get_weights()
 
