@@ -15,6 +15,7 @@ Targets (issue 6):
 from __future__ import annotations
 
 import argparse
+import os
 import time
 
 from _common import RESULTS, SAVED, setup_keras_home, write_result
@@ -151,13 +152,42 @@ def summarize_apgp(rows, budgets):
     return summary, md
 
 
+_PART_KEYS = {"apgp": ("apgp", "apgp_per_seed"), "apmsa": ("apmsa",), "evasion": ("evasion",)}
+_PART_HEADINGS = {"apgp": "### APGP", "apmsa": "### APMSA", "evasion": "### FGSM"}
+
+
+def _previous_parts(name, skip):
+    """For each skipped part: its JSON keys and Markdown sections from the existing results file."""
+    import json
+
+    path = RESULTS / f"{name}.json"
+    if not skip - {""} or not path.exists():
+        return {}
+    old = json.loads(path.read_text())
+    md_path = RESULTS / f"{name}.md"
+    sections = md_path.read_text().split("\n### ") if md_path.exists() else []
+    parts = {"command": old.get("command")}
+    for part in skip & set(_PART_KEYS):
+        keys = {k: old[k] for k in _PART_KEYS[part] if k in old}
+        if not keys:
+            continue
+        lines = []
+        for sec in sections[1:]:
+            if ("### " + sec).startswith(_PART_HEADINGS[part]):
+                body = sec.split("\nTotal ")[0].rstrip("\n")
+                lines += ("### " + body).splitlines() + [""]
+        parts[part] = (keys, lines)
+    return parts if len(parts) > 1 else {}
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--attack-samples", type=int, default=10000)
-    parser.add_argument("--skip", default="", help="comma-separated parts to skip: apgp,apmsa,evasion")
+    parser.add_argument("--skip", default="", help="comma-separated parts to skip: apgp,apmsa,evasion; a skipped "
+                        "part keeps its figures from the existing results file (listed under carried_over)")
     args = parser.parse_args()
     args.budgets = [200, 500] if args.quick else [1000, 5000]
     args.test_samples = 2000 if args.quick else 10000
@@ -168,7 +198,9 @@ def main():
     RESULTS.mkdir(parents=True, exist_ok=True)
     seeds = list(range(args.seeds))
     payload, md = {"seeds": seeds, "budgets": args.budgets, "student_epochs": args.epochs,
-                   "test_samples": args.test_samples}, ["# Defenses benchmark", ""]
+                   "test_samples": args.test_samples, "load_average_start": os.getloadavg()}, ["# Defenses benchmark", ""]
+    name = "defenses_quick" if args.quick else "defenses"
+    previous = _previous_parts(name, skip)
     start = time.perf_counter()
     if "apgp" not in skip:
         rows = apgp_part(args, seeds)
@@ -178,6 +210,9 @@ def main():
             for r in reps:
                 r.pop("tsne", None)
         md += lines
+    elif "apgp" in previous:
+        payload.update(previous["apgp"][0])
+        md += previous["apgp"][1]
     if "apmsa" not in skip:
         report = apmsa_part(args, seeds[0])
         key = f"jacobian@{max(args.budgets)}"
@@ -185,6 +220,9 @@ def main():
             n: 100 * (report.stealer[n][key] - report.stealer["none"][key]) for n in report.defenses}}
         md += [f"### APMSA, mnist LeNet-5, Jacobian augmentation (soft answers), seed {seeds[0]}", "",
                report.to_markdown(), ""]
+    elif "apmsa" in previous:
+        payload.update(previous["apmsa"][0])
+        md += previous["apmsa"][1]
     if "evasion" not in skip:
         payload["evasion"] = ev = evasion_part(args)
         md += [f"### FGSM / PGD-{PGD_STEPS} on {args.attack_samples} MNIST images vs ART 1.20 (eps {EPS})", "",
@@ -193,9 +231,17 @@ def main():
             md.append(f"| {k} | {v['tfmodelsec']['seconds']:.1f} | {v['art']['seconds']:.1f} | {v['time_ratio']:.2f}x"
                       f" | {100 * v['tfmodelsec']['success']:.2f} | {100 * v['art']['success']:.2f} |")
         md.append("")
+    elif "evasion" in previous:
+        payload.update(previous["evasion"][0])
+        md += previous["evasion"][1]
     payload["seconds"] = round(time.perf_counter() - start, 1)
-    md.append(f"Total {payload['seconds']:.0f} s on a shared 2-core CPU.")
-    write_result("defenses_quick" if args.quick else "defenses", payload, markdown="\n".join(md) + "\n")
+    payload["load_average_end"] = os.getloadavg()
+    if previous:
+        payload["carried_over"] = {part: previous["command"] for part in previous if part != "command"}
+    md.append(f"Total {payload['seconds']:.0f} s on a shared 2-core CPU"
+              + (f" (parts carried over from an earlier run: {', '.join(payload['carried_over'])})" if previous else "")
+              + ".")
+    write_result(name, payload, markdown="\n".join(md) + "\n")
     print("\n".join(md))
 
 

@@ -91,3 +91,78 @@ def test_bad_training_input(probs):
         train_apgp(probs, epochs=0, verbose=0)
     with pytest.raises(ValueError, match="classes"):
         UNTRAINED[None](np.full((2, K + 1), 1 / (K + 1), np.float32))
+
+
+# --- many classes: the full order survives float32 (issue 16) ------------------------------------
+
+def _confident_rows(m, n, seed=0):
+    """A confident victim's answers: one class far ahead, tail probabilities down to ~1e-30."""
+    rng = np.random.default_rng(seed)
+    z = rng.normal(0.0, 3.0, (n, m))
+    z[np.arange(n), rng.integers(0, m, n)] += 12.0
+    p = np.exp(z - z.max(1, keepdims=True))
+    return (p / p.sum(1, keepdims=True)).astype(np.float32)
+
+
+def _strict_order_kept(p, q):
+    """Per row: every pair ranked strictly by p is ranked strictly the same way by q."""
+    order = np.argsort(-p, axis=1, kind="stable")
+    ps, qs = np.take_along_axis(p, order, 1), np.take_along_axis(q, order, 1)
+    return np.where(ps[:, :-1] > ps[:, 1:], qs[:, :-1] > qs[:, 1:], True).all(1)
+
+
+def _extreme(layer, margins):
+    """Push the layer to a corner: margins at a bound, generator saturated at +-span."""
+    layer.delta.assign(np.full(layer.num_classes, 30.0 if margins == "max" else -30.0, np.float32))
+    kernel, bias = layer.score_layer.get_weights()
+    layer.score_layer.set_weights([kernel * 1e3, bias])
+    return layer
+
+
+@pytest.mark.parametrize("m", [10, 100, 1000], ids=lambda m: f"{m}classes")
+@pytest.mark.parametrize("corner", ["untrained", "max", "min"])
+def test_full_order_kept_in_float32_at_many_classes(m, corner):
+    p = _confident_rows(m, 64, seed=m)
+    layer = APGP(m, seed=0)
+    layer.build((None, m))
+    if corner != "untrained":
+        _extreme(layer, corner)
+    q = np.asarray(layer(p))
+    np.testing.assert_array_equal(q.argmax(1), p.argmax(1))
+    assert q.min() > 0  # no underflow to exact zeros
+    assert _strict_order_kept(p, q).all(), f"{(~_strict_order_kept(p, q)).sum()} rows lose the order"
+
+
+def test_trained_apgp_all_keeps_the_full_order_of_100_classes():
+    p = _confident_rows(100, 256)
+    result = train_apgp(p, top_k=None, epochs=2, batch_size=128, learning_rate=1e-2, seed=0, verbose=0)
+    q = np.asarray(result.layer(p))
+    assert result.distance_after > result.distance_before
+    assert _strict_order_kept(p, q).all() and (q.argmax(1) == p.argmax(1)).all()
+
+
+def test_scores_follow_the_running_maximum_recursion():
+    # q_i = max(g_i, q_{i-1} + B_i) along ascending ranks; the slide's max(g_i, g_{i-1} + B) would give
+    # (5, 5 + B, B) for g = (5, 0, 0) and put the top class below the second
+    layer = APGP(3, seed=0)
+    layer.build((None, 3))
+    g = np.array([[5.0, 0.0, 0.0]], np.float32)
+    layer.scores = lambda p: g  # the generator's raw scores, by hand
+    p = np.array([[0.1, 0.3, 0.6]], np.float32)  # ascending already: ranks = class ids
+    b = 0.01 + (4.0 - 0.01) * 0.5  # delta = 0
+    q = np.array([5.0, 5.0 + b, 5.0 + 2 * b])
+    expected = np.exp(q - q.max()) / np.exp(q - q.max()).sum()
+    np.testing.assert_allclose(np.asarray(layer.perturb(p)), expected[None], rtol=1e-5)
+
+
+def test_class_count_beyond_float32_is_refused():
+    from tfmodelsec.defenses.apgp import max_ordered_classes
+
+    limit = max_ordered_classes()
+    assert 100_000 < limit < 1_000_000
+    APGP(limit)  # the largest full order float32 keeps: accepted (weights are built lazily)
+    with pytest.raises(ValueError, match="num_classes"):
+        APGP(limit + 1)
+    APGP(limit + 1, top_k=1)  # the argmax alone fits at any class count
+    with pytest.raises(ValueError, match="min_margin"):
+        APGP(K, min_margin=1e-6)

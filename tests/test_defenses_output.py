@@ -47,6 +47,45 @@ def test_known_answers():
     np.testing.assert_allclose(ReverseSigmoid(beta, gamma)(P), r / r.sum(1, keepdims=True), rtol=1e-5)
 
 
+def _reverse_sigmoid64(p, beta, gamma):
+    """The formula in float64: p - beta (sigmoid(gamma logit p) - 1/2), clipped at 0, renormalised."""
+    p = np.asarray(p, np.float64)
+    with np.errstate(divide="ignore"):
+        logit = np.log(p) - np.log1p(-p)  # -inf at p = 0, +inf at p = 1: the formula's limits
+    r = np.maximum(p - beta * (1.0 / (1.0 + np.exp(-gamma * logit)) - 0.5), 0.0)
+    return r / r.sum(1, keepdims=True)
+
+
+# tiny probabilities of a confident victim (down to 1e-30), p a float32 step below 1, exact 0 and 1
+EDGE_ROWS = np.array([
+    [1e-30, 1e-20, 1e-12, 1.0],
+    [1e-7, 3e-8, 1e-9, 0.99999988],
+    [0.0, 0.0, 0.0, 1.0],
+    [1e-30, 0.25, 0.25, 0.5],
+], np.float32)
+
+
+@pytest.mark.parametrize("beta,gamma", [(0.7, 0.4), (0.5, 0.5), (1.0, 0.05)], ids=["default", "half", "flat"])
+def test_reverse_sigmoid_follows_the_formula_for_tiny_and_saturated_probabilities(beta, gamma):
+    rng = np.random.default_rng(0)
+    dirichlet = rng.dirichlet(np.full(10, 0.05), size=200).astype(np.float32)  # many entries << 1e-7
+    # float32 subnormals (< 1.2e-38) are flushed to 0 by TensorFlow's CPU kernels: give them as 0
+    dirichlet[dirichlet < np.finfo(np.float32).tiny] = 0.0
+    for p in (EDGE_ROWS, dirichlet / dirichlet.sum(1, keepdims=True)):
+        q = np.asarray(ReverseSigmoid(beta, gamma)(p), np.float64)
+        np.testing.assert_allclose(q, _reverse_sigmoid64(p, beta, gamma), atol=2e-7, rtol=0)
+
+
+def test_reverse_sigmoid_gradient_is_finite_at_zero_and_one():
+    import tensorflow as tf
+
+    p = tf.constant(EDGE_ROWS[2:3])
+    with tf.GradientTape() as tape:
+        tape.watch(p)
+        q = ReverseSigmoid()(p)
+    assert np.isfinite(tape.gradient(q, p).numpy()).all()
+
+
 def test_gaussian_noise_is_seeded_and_changes_the_answer():
     a = np.asarray(GaussianNoise(0.1, seed=3)(P))
     b = np.asarray(GaussianNoise(0.1, seed=3)(P))

@@ -6,15 +6,43 @@ that is as far as possible from it (KL by default) while keeping the order of th
 classes. With ``z = log p`` and ``r = argsort(z)`` (ascending) the scores are built
 rank by rank:
 
-    q_{r_i} = G(z)_{r_i}                                   for unconstrained ranks
-    q_{r_i} = max(G(z)_{r_i}, max_{j<i} q_{r_j} + B(delta_i)) for the constrained ranks
+    q_{r_i} = G(z)_{r_i}                                    for unconstrained ranks
+    q_{r_i} = max(G(z)_{r_i}, q_{r_{i-1}} + B(delta_i))     for the constrained ranks
 
 with ``B(delta) > 0`` a learnable margin. ``variant="all"`` constrains every rank
 (the full order of ``p`` is kept), ``top_k=K`` only the ``K`` largest (their order,
 and all of them above the rest). The answer is ``softmax(q)``, so the argmax never
-changes and Defender Accuracy is exactly the victim's. The cumulative maximum is
-computed in closed form: ``q_i = c_i + max_{j<=i}(g_j - c_j)`` with ``c_i`` the
-running sum of margins, which is differentiable and loop-free.
+changes and Defender Accuracy is exactly the victim's. The recursion is evaluated as
+``q_i = c_i + max_{j<=i}(g_j - c_j)`` (``c_i`` the running sum of margins, the running
+maximum a doubling scan): differentiable, loop-free, O(M log M) per row.
+
+Where this departs from the slide (seed 001) and why:
+
+* The slide writes APGP-all as ``q_{r_i} = max(G_{r_i}, G_{r_{i-1}} + B(delta))``: the
+  previous rank's *raw* score ``G``, not its constrained score ``q``. That does not keep the
+  order: for ``G = (5, 0, 0)`` (ascending ranks) it gives ``q = (5, 5 + B, B)``, and the top
+  class drops below the second. The slide's top-K form, ``max_{j<i} G_{r_j} + B``, only
+  gives ``q_{r_i} >= q_{r_{i-1}}`` (ties are possible). Here each rank is lifted above the
+  previous rank's *final* score (the rank-by-rank running maximum), which is what the
+  stated constraint ``q_{r_i} > q_{r_{i-1}}`` needs; it equals the slide's formula
+  whenever the generator's raw scores are already in order.
+* ``B(delta)`` is ``min_margin + (max_margin - min_margin) * sigmoid(delta)`` per rank instead
+  of the slide's ``exp(delta)``: ``exp`` is unbounded above (margins, hence the span of
+  ``q``, can grow until ``softmax(q)`` underflows to exact ties) and tends to 0 below
+  (gaps smaller than float32 resolves). The bounded form keeps every gap inside what
+  float32 can represent.
+
+Float32 and many classes: ``softmax(q)`` is strictly ordered only if the smallest answer
+stays a normal float32 number (``exp(-87.3)``; TensorFlow flushes subnormals to zero on
+CPU) and every gap survives rounding. The total span of ``q`` is at most
+``2 * span + sum(B)``, so :class:`APGP` scales ``span`` and the margins down together
+whenever that bound plus ``log(num_classes)`` would exceed :data:`LOG_RANGE` (80 nats),
+and keeps each constrained gap at least :data:`MIN_GAP` (1e-4; scores below 80 carry a
+rounding error below 1e-5). With the default span (10) and margins (4) nothing is scaled up
+to 15 classes for APGP-all, and the full order is kept for up to
+:func:`max_ordered_classes` (about 336,000 classes with the default settings); beyond
+that, asking for the full order (or for that many ranks with ``top_k``) raises
+``ValueError`` instead of answering ties. The argmax is kept at any class count.
 
 Training maximises the mean distance ``d(softmax(q), p)`` over the victim's outputs
 on the owner's data with a custom ``tf.function`` step (optionally under a
@@ -32,13 +60,57 @@ from keras import ops
 from tfmodelsec.defenses.output import ProbabilityDefense
 from tfmodelsec.utils import check_choice, check_positive, progbar, resolve_strategy
 
-__all__ = ["APGP", "DISTANCES", "APGPResult", "distance", "train_apgp"]
+__all__ = ["APGP", "DISTANCES", "APGPResult", "distance", "max_ordered_classes", "train_apgp"]
 
 DISTANCES = ("kl", "reverse_kl", "l1", "l2", "cosine")
 _TINY = 1e-7
 # log-probabilities are floored here before entering the generator (float32 softmax
 # outputs reach ~1e-38; the generator only needs the order and rough scale).
 _LOG_FLOOR = -30.0
+#: Nats the answer may span: the smallest softmax output is at least
+#: exp(-(span of q) - log(num_classes)); float32's smallest normal number is exp(-87.3)
+#: (subnormals are flushed to zero on CPU), and 80 leaves room for rounding.
+LOG_RANGE = 80.0
+#: Smallest gap between consecutive constrained scores: scores up to LOG_RANGE carry an
+#: absolute rounding error below 1e-5 (ulp(64) = 7.6e-6), so a 1e-4 gap still orders
+#: q - max(q), its exp and the normalised answer strictly.
+MIN_GAP = 1e-4
+
+
+def _score_budget(num_classes: int, constrained: int, span: float, min_margin: float, max_margin: float):
+    """``(span, min_margin, max_margin)`` scaled so that ``softmax(q)`` stays strictly ordered in float32.
+
+    The span of ``q`` is at most ``2 * span + constrained * max_margin``; when that plus
+    ``log(num_classes)`` exceeds :data:`LOG_RANGE`, span and the margin bounds shrink by the
+    same factor (the lower margin bound to at most half the upper one).
+    """
+    budget = LOG_RANGE - float(np.log(num_classes))
+    need = 2.0 * span + constrained * max_margin
+    if need <= budget:
+        return span, min_margin, max_margin
+    scale = budget / need
+    return span * scale, min(min_margin, 0.5 * max_margin * scale), max_margin * scale
+
+
+def max_ordered_classes(top_k: int | None = None, *, span: float = 10.0, max_margin: float = 4.0) -> int:
+    """The largest class count whose order :class:`APGP` can keep strictly in float32.
+
+    ``top_k=None`` (APGP-all) constrains ``num_classes - 1`` ranks; ``top_k=K`` constrains
+    ``K`` ranks, so any class count works while ``K`` itself fits.
+    """
+    def fits(m):
+        constrained = m - 1 if top_k is None else min(int(top_k), m - 1)
+        return _score_budget(m, constrained, span, MIN_GAP, max_margin)[1] >= MIN_GAP
+
+    lo, hi = 2, 2
+    while fits(hi):
+        lo, hi = hi, hi * 2
+        if hi > 1 << 40:  # top_k small: every class count fits
+            return hi
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if fits(mid) else (lo, mid)
+    return lo
 
 
 def distance(q, p, kind: str = "kl"):
@@ -62,6 +134,20 @@ def distance(q, p, kind: str = "kl"):
 _distance = distance
 
 
+def _running_max(x):
+    """``max_{j<=i} x_j`` along the last axis of a (batch, M) tensor, by doubling shifts.
+
+    Hillis-Steele scan: ``ceil(log2 M)`` element-wise maxima, exact and differentiable
+    (``keras.ops.associative_scan`` gives the same values but builds a far larger graph).
+    """
+    shift = 1
+    while shift < x.shape[-1]:
+        pad = ops.full_like(x[:, :shift], -1e9)
+        x = ops.maximum(x, ops.concatenate([pad, x[:, :-shift]], axis=-1))
+        shift *= 2
+    return x
+
+
 @keras.saving.register_keras_serializable(package="tfmodelsec")
 class APGP(ProbabilityDefense):
     """The APGP perturbation layer: holds the generator ``theta`` and the margins ``delta``.
@@ -71,9 +157,10 @@ class APGP(ProbabilityDefense):
         top_k: ``None`` keeps the full order (APGP-all); ``K`` in [1, num_classes - 1]
             keeps the order of the top-K only (APGP-top1 for ``K=1``).
         hidden: widths of the generator's hidden layers.
-        span: the generator's raw scores lie in ``[-span, span]`` (tanh-bounded), so
-            ``softmax(q)`` never underflows to ties for moderate class counts.
+        span: the generator's raw scores lie in ``[-span, span]`` (tanh-bounded).
         min_margin, max_margin: bounds of ``B(delta)`` (sigmoid-scaled between them).
+            ``span`` and the margins are scaled down for many classes (see the module
+            docstring); the values in use are ``effective_span`` / ``effective_margins``.
         distance: the training objective's distance (recorded with the layer).
         seed: initialiser seed.
 
@@ -99,6 +186,9 @@ class APGP(ProbabilityDefense):
             check_positive("hidden", h, integer=True)
         check_positive("span", span)
         check_positive("min_margin", min_margin)
+        if min_margin < MIN_GAP:
+            raise ValueError(f"`min_margin` must be >= {MIN_GAP:g} (smaller gaps are lost to float32 rounding). "
+                             f"Received: min_margin={min_margin!r}")
         if not max_margin > min_margin:
             raise ValueError(f"`max_margin` must be > min_margin={min_margin}. Received: max_margin={max_margin!r}")
         self.num_classes = int(num_classes)
@@ -116,6 +206,16 @@ class APGP(ProbabilityDefense):
         constrained = self.num_classes - 1 if self.top_k is None else self.top_k
         # rank i (ascending) is constrained when it is among the `constrained` largest
         self._constrained = np.arange(self.num_classes) >= self.num_classes - constrained
+        self.effective_span, lo, hi = _score_budget(self.num_classes, constrained, self.span, self.min_margin,
+                                                    self.max_margin)
+        self.effective_margins = (lo, hi)
+        if lo < MIN_GAP:
+            what = "the full order" if self.top_k is None else f"the order of the top {self.top_k}"
+            raise ValueError(
+                f"APGP cannot keep {what} of num_classes={self.num_classes} strictly in float32: the gaps "
+                f"would shrink to {lo:.2g} < {MIN_GAP:g} to keep the answer's span within {LOG_RANGE:g} nats. "
+                f"Expected num_classes <= {max_ordered_classes(self.top_k, span=self.span, max_margin=self.max_margin)}"
+                " for these settings, or a smaller top_k")
 
     @property
     def variant(self) -> str:
@@ -135,7 +235,8 @@ class APGP(ProbabilityDefense):
 
     def margins(self):
         """``B(delta)`` per ascending rank (0 for unconstrained ranks)."""
-        b = self.min_margin + (self.max_margin - self.min_margin) * ops.sigmoid(self.delta)
+        lo, hi = self.effective_margins
+        b = lo + (hi - lo) * ops.sigmoid(self.delta)
         return b * ops.convert_to_tensor(self._constrained.astype("float32"))
 
     def scores(self, p):
@@ -145,7 +246,7 @@ class APGP(ProbabilityDefense):
         h = z
         for layer in self.hidden_layers:
             h = layer(h)
-        return self.span * ops.tanh(self.score_layer(h))
+        return self.effective_span * ops.tanh(self.score_layer(h))
 
     def perturb(self, p):
         if p.shape[-1] is not None and int(p.shape[-1]) != self.num_classes:
@@ -155,10 +256,8 @@ class APGP(ProbabilityDefense):
         order = ops.argsort(p, axis=-1)  # ascending ranks r_1 .. r_M
         g_sorted = ops.take_along_axis(g, order, axis=-1)
         c = ops.cumsum(self.margins())  # running margin, 0 over unconstrained ranks
-        shifted = g_sorted - c  # (B, M)
-        tri = ops.convert_to_tensor(np.tril(np.ones((self.num_classes,) * 2, dtype=bool)))
-        # cummax_{j<=i}(g_j - c_j) as a masked max over the lower triangle
-        running = ops.max(ops.where(tri[None], shifted[:, None, :], -1e9), axis=-1)
+        # cummax_{j<=i}(g_j - c_j): q_i = max(g_i, q_{i-1} + B_i) unrolled
+        running = _running_max(g_sorted - c)
         constrained = ops.convert_to_tensor(self._constrained)
         q_sorted = ops.where(constrained[None], c + running, g_sorted)
         inverse = ops.argsort(order, axis=-1)
@@ -257,7 +356,7 @@ def train_apgp(victim, x=None, *, top_k: int | None = None, distance: str = "kl"
             d = _distance(layer(pb), pb, kind)
             loss = -tf.reduce_sum(d) / global_batch  # maximise the mean distance
         grads = tape.gradient(loss, layer.trainable_variables)
-        optimizer.apply_gradients(zip(grads, layer.trainable_variables))
+        optimizer.apply_gradients(zip(grads, layer.trainable_variables, strict=True))
         return tf.reduce_sum(d)
 
     @tf.function(reduce_retracing=True)

@@ -32,9 +32,14 @@ __all__ = [
     "renormalize",
 ]
 
-# Probabilities are clipped away from 0 and 1 before log-odds (reverse sigmoid)
-# and rows are never divided by an exact 0.
+# Rows are never divided by an exact 0.
 _TINY = 1e-7
+# float32's smallest normal number and largest number below 1: the reverse sigmoid's log-odds
+# are computed on p clipped to [_FLOAT32_MIN, _BELOW_ONE] (a no-op for every normal float32 in
+# (0, 1); CPU kernels flush subnormals to 0 anyway) so that exact 0 and 1 never reach log() and
+# their gradients stay finite; exact 0 and 1 then take the formula's limits (logit = -inf / +inf).
+_FLOAT32_MIN = float(np.finfo(np.float32).tiny)
+_BELOW_ONE = float(np.nextafter(np.float32(1.0), np.float32(0.0)))
 # Eager inputs whose rows miss 1 by more than this are not probabilities (logits).
 _SUM_TOLERANCE = 1e-3
 
@@ -136,6 +141,12 @@ class ReverseSigmoid(ProbabilityDefense):
     the result renormalised: confident answers are flattened in a way that makes
     the cross-entropy gradient of a student point the wrong way.
 
+    ``logit(p) = log(p) - log1p(-p)`` is computed without clipping ``p`` away from 0 and 1
+    (float32 holds it for any ``p >= 1.2e-38``; a confident victim's wrong classes sit far
+    below 1e-7, where a clip would change ``r`` by up to ``beta * 1e-3``); ``p = 0`` and
+    ``p = 1`` give the formula's limits ``r = -beta/2`` and ``r = beta/2`` (float32 subnormals,
+    below 1.2e-38, count as 0: TensorFlow's CPU kernels flush them).
+
     Args:
         beta: perturbation magnitude (> 0).
         gamma: convergence / sharpness of the sigmoid (> 0).
@@ -149,8 +160,9 @@ class ReverseSigmoid(ProbabilityDefense):
         self.gamma = float(gamma)
 
     def perturb(self, p):
-        pc = ops.clip(p, _TINY, 1.0 - _TINY)
-        log_odds = ops.log(pc) - ops.log(1.0 - pc)
+        safe = ops.clip(p, _FLOAT32_MIN, _BELOW_ONE)
+        finite = ops.log(safe) - ops.log1p(-safe)
+        log_odds = ops.where(p <= 0.0, -np.inf, ops.where(p >= 1.0, np.inf, finite))
         r = self.beta * (ops.sigmoid(self.gamma * log_odds) - 0.5)
         return renormalize(p - r)
 
