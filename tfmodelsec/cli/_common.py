@@ -9,7 +9,8 @@ import textwrap
 from tfmodelsec.errors import TfmsError
 
 __all__ = ["add_parser", "add_victim_argument", "add_strategy_argument", "strategy_arg", "add_dataset_argument", "add_common_run_arguments",
-           "load_victim_arg", "load_data_arg", "run_command", "parse_int_list", "CliError"]
+           "load_victim_arg", "load_data_arg", "load_victim_and_data", "run_command", "parse_int_list", "CliError",
+           "add_input_range_argument", "input_range_arg"]
 
 EXIT_USER_ERROR = 2
 
@@ -33,6 +34,26 @@ def add_victim_argument(parser) -> None:
     parser.add_argument("victim", metavar="VICTIM", help="model file (.h5, .keras) or SavedModel directory")
     parser.add_argument("--unsafe", action="store_true",
                         help="allow model files that run stored code (Lambda/custom layers); trusted files only")
+    add_input_range_argument(parser)
+
+
+def add_input_range_argument(parser) -> None:
+    parser.add_argument("--input-range", default="auto", metavar="LO,HI|none|auto",
+                        help="the victim's valid input values: LO,HI (e.g. 0,255), none (unbounded, e.g. "
+                             "standardised features) or auto (default: a Rescaling/Normalization layer at the "
+                             "model's input says, else the data's range)")
+
+
+def input_range_arg(args):
+    """``--input-range`` parsed: ``"auto"``, ``(lo, hi)`` or ``None``; a CliError names the flag."""
+    from tfmodelsec.models.ranges import parse_input_range
+
+    text = getattr(args, "input_range", "auto")
+    try:
+        return parse_input_range(text, allow_auto=True)
+    except ValueError:
+        raise CliError(f"--input-range must be LO,HI with LO < HI (e.g. 0,255), none or auto. "
+                       f"Received: {text!r}") from None
 
 
 def add_dataset_argument(parser, *, default: str = "mnist") -> None:
@@ -61,9 +82,19 @@ def strategy_arg(args):
 def load_victim_arg(args):
     from tfmodelsec.models.io import load_victim
 
+    input_range = input_range_arg(args)
     if args.unsafe:
         print("tfmodelsec: warning: --unsafe: code stored in the model file may run", file=sys.stderr)
-    return load_victim(args.victim, safe_mode=not args.unsafe)
+    return load_victim(args.victim, safe_mode=not args.unsafe, input_range=input_range)
+
+
+def load_victim_and_data(args, *, verbose: int = 1):
+    """The victim and ``--dataset``, fitted to each other (:func:`tfmodelsec.models.align_data`):
+    reshaped for a flat victim, rescaled to its input range; each change said in one line."""
+    from tfmodelsec.models.align import align_data
+
+    victim = load_victim_arg(args)
+    return align_data(victim, load_data_arg(args), verbose=verbose)
 
 
 def load_data_arg(args, victim=None):

@@ -6,7 +6,7 @@ import json
 import sys
 from pathlib import Path
 
-from tfmodelsec.cli._common import CliError, add_parser
+from tfmodelsec.cli._common import CliError, add_input_range_argument, add_parser
 
 EXAMPLE = """\
 tfmodelsec export saved_models/lenet5_mnist.h5 --defense rounding --param decimals=2 --out saved_models/defended
@@ -24,6 +24,7 @@ def register(sub) -> None:
                    help="model file (.h5, .keras) or SavedModel directory (optional with --check)")
     p.add_argument("--unsafe", action="store_true",
                    help="allow model files that run stored code (Lambda/custom layers); trusted files only")
+    add_input_range_argument(p)
     p.add_argument("--defense", metavar="NAME",
                    help=f"defense from tfmodelsec.defenses' registry, or '{NO_DEFENSE}' for an undefended export")
     p.add_argument("--defense-path", metavar="DEF", help="a saved (trained) defense, e.g. from 'tfmodelsec defend'")
@@ -93,9 +94,10 @@ def build_defense(name, victim, *, path=None, params=None, dataset=None, seed=0)
             raise CliError(f"--defense {name} is trained: pass its saved layer with --defense-path "
                            "(from 'tfmodelsec defend') or --dataset NAME to train it now")
         from tfmodelsec.data import load_dataset
+        from tfmodelsec.models.align import align_data
 
-        data = load_dataset(dataset)
-        victim.check_input_shape(data.input_shape, what=f"dataset {data.name!r}")
+        # the defense is trained on the data as the victim takes it; the victim itself is not changed
+        _, data = align_data(victim, load_dataset(dataset))
         x = data.x_train
     return make_defense(key, victim, x=x, seed=seed, **params)
 
