@@ -43,6 +43,7 @@ PUBLIC_API = {
         "ENDPOINT", "ExportCheck", "INPUT_NAME", "METADATA_FILE", "OUTPUT_KEYS", "check_defense", "check_export",
         "describe_signatures", "export_defended", "resolve_version_dir", "serving_example", "serving_function",
     },
+    "tfmodelsec.data": {"DATASETS", "Dataset", "keras_cache_dir", "load_dataset"},
     "tfmodelsec.audit": {"AuditContext", "AuditReport", "SECTION_PROVIDERS", "Section", "run_audit"},
 }
 

@@ -29,7 +29,7 @@ def test_keras_datasets_offline(name, counts):
 
 
 def test_unknown_dataset_names_the_value():
-    with pytest.raises(ValueError, match="name='svhn'"):
+    with pytest.raises(ValueError, match="spec='svhn'"):
         load_dataset("svhn")
 
 

@@ -1,42 +1,12 @@
-"""Datasets: built-in ones by name (float32 NHWC images in [0, 1]) and the user's own arrays.
-
-MNIST, Fashion-MNIST and CIFAR-10 come through ``keras.datasets`` and therefore
-through the Keras cache (``$KERAS_HOME/datasets``): the same code path a user with
-internet gets, and the offline path when the cache holds the files. ``digits`` is
-scikit-learn's bundled 8x8 digits (always offline). ``tfds:NAME`` uses
-tensorflow-datasets when it is installed (``pip install tfmodelsec[tfds]``).
-"""
+"""The :class:`Dataset` every command and attack takes: images ``(N, H, W, C)`` or feature vectors ``(N, D)``."""
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from tfmodelsec.errors import DatasetUnavailable
-
-__all__ = ["Dataset", "load_dataset", "DATASETS", "keras_cache_dir"]
-
-#: Names accepted by :func:`load_dataset` (plus ``tfds:NAME``).
-DATASETS = ("mnist", "fashion_mnist", "cifar10", "digits")
-
-# What Keras' loaders look for inside $KERAS_HOME/datasets, for the error message.
-_EXPECTED_FILES = {
-    "mnist": ["mnist.npz"],
-    "fashion_mnist": [
-        "fashion-mnist/train-images-idx3-ubyte.gz",
-        "fashion-mnist/train-labels-idx1-ubyte.gz",
-        "fashion-mnist/t10k-images-idx3-ubyte.gz",
-        "fashion-mnist/t10k-labels-idx1-ubyte.gz",
-    ],
-    "cifar10": ["cifar-10-batches-py-target_archive (Keras >= 3.6) or cifar-10-batches-py.tar.gz"],
-}
-
-# scikit-learn's digits have 1,797 samples; a stratified 80/20 split with a fixed
-# seed gives a reproducible train/test pair (there is no official split).
-_DIGITS_TEST_FRACTION = 0.2
-_DIGITS_SPLIT_SEED = 0
+__all__ = ["Dataset"]
 
 
 @dataclass(frozen=True)
@@ -52,6 +22,8 @@ class Dataset:
             datasets, ``(0.0, 255.0)`` for raw 8-bit pixels), or ``None`` for unbounded values
             (e.g. standardised features).
         x_pool: optional unlabeled attacker data of the same shape (model stealing's pool).
+        class_names: optional names of the classes, label ``i`` is ``class_names[i]`` (an image
+            folder's class folders).
     """
 
     name: str
@@ -62,6 +34,7 @@ class Dataset:
     num_classes: int
     value_range: tuple | None = (0.0, 1.0)
     x_pool: np.ndarray | None = field(default=None, repr=False)
+    class_names: tuple | None = field(default=None, repr=False)
 
     def __post_init__(self):
         for split in ("train", "test"):
@@ -84,6 +57,11 @@ class Dataset:
             if not float(lo) < float(hi):
                 raise ValueError(f"`value_range` must be (low, high) with low < high, or None. "
                                  f"Received: value_range={self.value_range!r}")
+        if self.class_names is not None:
+            object.__setattr__(self, "class_names", tuple(str(n) for n in self.class_names))
+            if len(self.class_names) != self.num_classes:
+                raise ValueError(f"`class_names` must name each of the {self.num_classes} classes. "
+                                 f"Received {len(self.class_names)} names")
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -101,16 +79,18 @@ class Dataset:
 
     @classmethod
     def from_arrays(cls, x_train, y_train, x_test, y_test, *, name: str = "arrays", num_classes: int | None = None,
-                    value_range="auto", x_pool=None) -> "Dataset":
+                    value_range="auto", x_pool=None, class_names=None) -> Dataset:
         """A dataset from NumPy arrays (images ``(N, H, W[, C])`` or feature vectors ``(N, D)``).
 
         Args:
             x_train, y_train, x_test, y_test: the records and their integer labels.
             name: shown in reports.
-            num_classes: default ``max(label) + 1``.
+            num_classes: default ``len(class_names)`` if given, else ``max(label) + 1``.
             value_range: ``(low, high)``, ``None`` (unbounded), or ``"auto"``: ``(0, 255)`` for
-                integer images, ``(0, 1)`` for float images within [0, 1], else ``None``.
+                integer images (or float images of whole numbers in 0..255), ``(0, 1)`` for float
+                images within [0, 1], else ``None``.
             x_pool: optional unlabeled attacker data.
+            class_names: optional names of the classes in label order.
 
         Raises:
             ValueError: labels that are not integers in ``[0, num_classes)``, ragged shapes.
@@ -135,15 +115,15 @@ class Dataset:
         labels = {k: _as_labels(k, v) for k, v in (("y_train", y_train), ("y_test", y_test))}
         top = int(max(labels["y_train"].max(initial=0), labels["y_test"].max(initial=0)))
         if num_classes is None:
-            num_classes = top + 1
+            num_classes = top + 1 if class_names is None else len(class_names)
         if not isinstance(num_classes, (int, np.integer)) or num_classes < 2 or top >= num_classes:
             raise ValueError(f"`num_classes` must be an integer >= 2 above every label (largest label {top}). "
                              f"Received: num_classes={num_classes!r}")
         return cls(str(name), xs["x_train"], labels["y_train"], xs["x_test"], labels["y_test"], int(num_classes),
                    None if value_range is None else (float(value_range[0]), float(value_range[1])),
-                   xs.get("x_pool"))
+                   xs.get("x_pool"), None if class_names is None else tuple(class_names))
 
-    def subset(self, n_train: int | None = None, n_test: int | None = None) -> "Dataset":
+    def subset(self, n_train: int | None = None, n_test: int | None = None) -> Dataset:
         """The first ``n_train`` training and ``n_test`` test records (``None`` keeps all)."""
         for name, n, total in (("n_train", n_train, len(self.x_train)),
                                ("n_test", n_test, len(self.x_test))):
@@ -166,6 +146,8 @@ def _auto_value_range(x: np.ndarray):
         return (0.0, 255.0) if x.dtype != bool else (0.0, 1.0)
     if x.size and float(x.min()) >= 0.0 and float(x.max()) <= 1.0:
         return (0.0, 1.0)
+    if x.size and float(x.min()) >= 0.0 and float(x.max()) <= 255.0 and np.all(x == np.round(x)):
+        return (0.0, 255.0)  # 8-bit pixels stored as floats (x.astype("float32"))
     return None
 
 
@@ -193,121 +175,3 @@ def _as_labels(key: str, y) -> np.ndarray:
     if y.size and y.min() < 0:
         raise ValueError(f"`{key}` must be labels >= 0. Received a label {int(y.min())}")
     return y.astype(np.int64)
-
-
-def keras_cache_dir() -> str:
-    """The folder Keras reads cached datasets from (``$KERAS_HOME/datasets``)."""
-    from keras.src.backend import config  # the same accessor get_file() uses
-
-    return os.path.join(os.path.expanduser(config.keras_home()), "datasets")
-
-
-def _to_images(x: np.ndarray, scale: float) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float32) / np.float32(scale)
-    if x.ndim == 3:
-        x = x[..., None]
-    return np.ascontiguousarray(x)
-
-
-def _from_keras(name: str):
-    import keras
-
-    loader = {
-        "mnist": keras.datasets.mnist,
-        "fashion_mnist": keras.datasets.fashion_mnist,
-        "cifar10": keras.datasets.cifar10,
-    }[name]
-    try:
-        (x_train, y_train), (x_test, y_test) = loader.load_data()
-    except Exception as exc:  # Keras raises a bare Exception on a failed download
-        expected = ", ".join(_EXPECTED_FILES[name])
-        raise DatasetUnavailable(
-            f"dataset {name!r} is not cached and could not be downloaded "
-            f"({type(exc).__name__}: {str(exc).splitlines()[0][:160]}). Keras looks in "
-            f"KERAS_HOME={os.environ.get('KERAS_HOME', '~/.keras (unset)')!s} for "
-            f"{keras_cache_dir()}/{expected}; copy the files there or set KERAS_HOME "
-            "to a writable folder that holds them."
-        ) from None
-    return Dataset(
-        name,
-        _to_images(x_train, 255.0),
-        np.asarray(y_train).reshape(-1).astype(np.int64),
-        _to_images(x_test, 255.0),
-        np.asarray(y_test).reshape(-1).astype(np.int64),
-        10,
-    )
-
-
-def _digits() -> Dataset:
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
-
-    bunch = load_digits()
-    x = (bunch.images.astype(np.float32) / np.float32(16.0))[..., None]
-    y = bunch.target.astype(np.int64)
-    x_train, x_test, y_train, y_test = train_test_split(
-        x, y, test_size=_DIGITS_TEST_FRACTION, random_state=_DIGITS_SPLIT_SEED, stratify=y
-    )
-    return Dataset("digits", x_train, y_train, x_test, y_test, 10)
-
-
-def _from_tfds(name: str) -> Dataset:
-    try:
-        import tensorflow_datasets as tfds
-    except ImportError:
-        raise DatasetUnavailable(
-            f"dataset 'tfds:{name}' needs tensorflow-datasets: pip install 'tfmodelsec[tfds]'"
-        ) from None
-    try:
-        (x_train, y_train), (x_test, y_test) = tfds.as_numpy(
-            tfds.load(name, split=["train", "test"], as_supervised=True, batch_size=-1)
-        )
-        info = tfds.builder(name).info
-    except Exception as exc:
-        raise DatasetUnavailable(
-            f"dataset 'tfds:{name}' could not be loaded ({type(exc).__name__}: "
-            f"{str(exc).splitlines()[0][:160]})"
-        ) from None
-    scale = 255.0 if np.issubdtype(np.asarray(x_train).dtype, np.integer) else 1.0
-    num_classes = int(info.features["label"].num_classes)
-    return Dataset(
-        f"tfds:{name}",
-        _to_images(x_train, scale),
-        np.asarray(y_train).astype(np.int64),
-        _to_images(x_test, scale),
-        np.asarray(y_test).astype(np.int64),
-        num_classes,
-    )
-
-
-def load_dataset(name: str) -> Dataset:
-    """Load a dataset by name.
-
-    Args:
-        name: ``"mnist"``, ``"fashion_mnist"`` (or ``"fashion-mnist"``), ``"cifar10"``,
-            ``"digits"``, or ``"tfds:NAME"``.
-
-    Returns:
-        A :class:`Dataset` with float32 NHWC images in [0, 1] and int64 labels.
-
-    Raises:
-        ValueError: unknown name.
-        DatasetUnavailable: the data is neither cached nor downloadable.
-
-    Example:
-        >>> data = load_dataset("digits")
-        >>> data.x_train.shape[1:]
-        (8, 8, 1)
-    """
-    if not isinstance(name, str) or not name:
-        raise ValueError(f"`name` must be a dataset name. Received: name={name!r}")
-    if name.startswith("tfds:"):
-        return _from_tfds(name[len("tfds:"):])
-    key = name.lower().replace("-", "_")
-    if key == "digits":
-        return _digits()
-    if key in _EXPECTED_FILES:
-        return _from_keras(key)
-    raise ValueError(
-        f"`name` must be one of {list(DATASETS)} or 'tfds:NAME'. Received: name={name!r}"
-    )
