@@ -31,7 +31,8 @@ def register(sub) -> None:
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                    help="defense parameter (repeatable), e.g. --param decimals=2; values are JSON or strings")
     p.add_argument("--dataset", default=None,
-                   help="train an apgp_* defense on this dataset's training inputs (instead of --defense-path)")
+                   help="train an apgp_* defense on this dataset's training inputs (instead of --defense-path); "
+                        "also settles the victim's input range where the model does not fix it")
     p.add_argument("--out", metavar="DIR", help="export folder TF Serving is pointed at; writes DIR/VERSION/")
     p.add_argument("--version", type=int, default=1, help="version folder to write (default: 1)")
     p.add_argument("--overwrite", action="store_true", help="replace DIR/VERSION if it exists (other versions stay)")
@@ -62,7 +63,8 @@ def build_defense(name, victim, *, path=None, params=None, dataset=None, seed=0)
     """The defense layer for ``--defense NAME [--defense-path DEF] [--param ...]`` (None for 'none').
 
     Names come from ``tfmodelsec.defenses.DEFENSES`` (the defenses registry). APGP must be
-    trained: pass its saved layer with ``--defense-path`` or a ``--dataset`` to train it on.
+    trained: pass its saved layer with ``--defense-path`` or a ``--dataset`` to train it on
+    (``dataset``: a :class:`~tfmodelsec.data.Dataset` already fitted to the victim).
     """
     params = dict(params or {})
     if name is None:
@@ -93,17 +95,20 @@ def build_defense(name, victim, *, path=None, params=None, dataset=None, seed=0)
         if dataset is None:
             raise CliError(f"--defense {name} is trained: pass its saved layer with --defense-path "
                            "(from 'tfmodelsec defend') or --dataset NAME to train it now")
-        from tfmodelsec.data import load_dataset
-        from tfmodelsec.models.align import align_data
-
-        # the defense is trained on the data as the victim takes it; the victim itself is not changed
-        _, data = align_data(victim, load_dataset(dataset))
-        x = data.x_train
+        x = dataset.x_train
     return make_defense(key, victim, x=x, seed=seed, **params)
 
 
+def _victim_and_data(args):
+    """The victim, fitted to ``--dataset`` when one is given (its range, the data as it takes it)."""
+    from tfmodelsec.cli._common import load_victim_and_data, load_victim_arg
+
+    if args.dataset is None:
+        return load_victim_arg(args), None
+    return load_victim_and_data(args)
+
+
 def _check(args) -> int:
-    from tfmodelsec.cli._common import load_victim_arg
     from tfmodelsec.export import check_export
 
     for flag, value in (("--out", args.out), ("--overwrite", args.overwrite)):
@@ -111,9 +116,9 @@ def _check(args) -> int:
             raise CliError(f"{flag} is for exporting; --check only reads DIR. Received: {flag} with --check")
     victim = defense = None
     if args.victim is not None:
-        victim = load_victim_arg(args)
+        victim, data = _victim_and_data(args)
         defense = build_defense(args.defense, victim, path=args.defense_path, params=parse_params(args.param),
-                            dataset=args.dataset, seed=args.seed)
+                                dataset=data, seed=args.seed)
     elif args.defense or args.defense_path:
         raise CliError("--defense needs VICTIM with --check (to compare the export with the in-process model)")
     report = check_export(args.check, victim, defense, seed=args.seed)
@@ -128,16 +133,15 @@ def _check(args) -> int:
 def run(args) -> int:
     if args.check is not None:
         return _check(args)
-    from tfmodelsec.cli._common import load_victim_arg
     from tfmodelsec.export import check_export, export_defended
 
     if args.victim is None:
         raise CliError("VICTIM is required to export (or pass --check DIR to read an export back)")
     if args.out is None:
         raise CliError("--out is required: the export folder TF Serving is pointed at")
-    victim = load_victim_arg(args)
+    victim, data = _victim_and_data(args)
     defense = build_defense(args.defense, victim, path=args.defense_path, params=parse_params(args.param),
-                            dataset=args.dataset, seed=args.seed)
+                            dataset=data, seed=args.seed)
     path = export_defended(victim, defense, args.out, version=args.version, overwrite=args.overwrite)
     print(f"wrote {path}")
     if defense is None:
