@@ -38,14 +38,19 @@ class Section:
 
 @dataclass
 class AuditReport:
+    """The sections written so far, and warnings that belong above them (e.g. a victim near chance)."""
+
     sections: list
     out_dir: Path
+    warnings: list = field(default_factory=list)
 
     def to_dict(self) -> dict:
-        return {s.key: s.to_dict() for s in self.sections}
+        head = {"warnings": list(self.warnings)} if self.warnings else {}
+        return {**head, **{s.key: s.to_dict() for s in self.sections}}
 
     def to_markdown(self) -> str:
         parts = ["# tfmodelsec audit report", ""]
+        parts += [f"> **Warning:** {w}\n" for w in self.warnings]
         for s in self.sections:
             parts += [f"## {s.title}", "", s.markdown.strip(), ""]
             parts += [f"![{s.key}]({fig})" for fig in s.figures]

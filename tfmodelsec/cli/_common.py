@@ -8,9 +8,25 @@ import textwrap
 
 from tfmodelsec.errors import TfmsError
 
-__all__ = ["add_parser", "add_victim_argument", "add_strategy_argument", "strategy_arg", "add_dataset_argument", "add_common_run_arguments",
-           "load_victim_arg", "load_data_arg", "load_victim_and_data", "run_command", "parse_int_list", "CliError",
-           "add_input_range_argument", "input_range_arg"]
+__all__ = [
+    "add_parser",
+    "add_victim_argument",
+    "add_strategy_argument",
+    "strategy_arg",
+    "add_dataset_argument",
+    "add_common_run_arguments",
+    "add_data_options",
+    "dataset_options",
+    "load_victim_arg",
+    "load_data_arg",
+    "load_victim_and_data",
+    "add_input_range_argument",
+    "input_range_arg",
+    "warn_if_near_chance",
+    "run_command",
+    "parse_int_list",
+    "CliError",
+]
 
 EXIT_USER_ERROR = 2
 
@@ -56,9 +72,47 @@ def input_range_arg(args):
                        f"Received: {text!r}") from None
 
 
+DATASET_HELP = ("mnist, fashion_mnist, cifar10, digits, tfds:NAME, or your own data: FILE.npz (x_train, y_train, "
+                "x_test, y_test), FILE.csv (numeric features + a label column), a folder with train.csv and "
+                "test.csv, or an image folder (train/<class>/, test/<class>/)")
+
+
 def add_dataset_argument(parser, *, default: str = "mnist") -> None:
-    parser.add_argument("--dataset", default=default,
-                        help=f"mnist, fashion_mnist, cifar10, digits or tfds:NAME (default: {default})")
+    parser.add_argument("--dataset", default=default, metavar="NAME|PATH",
+                        help=f"{DATASET_HELP} (default: {default})")
+    add_data_options(parser)
+
+
+def add_data_options(parser) -> None:
+    """``--image-size`` and ``--label-column``: how to read the user's own data files."""
+    parser.add_argument("--image-size", default=None, metavar="H,W",
+                        help="resize an image folder's images to H x W pixels (default: keep their common size)")
+    parser.add_argument("--label-column", default="label", metavar="NAME",
+                        help="the label column of a CSV dataset (default: label)")
+
+
+def _image_size(text):
+    if text is None:
+        return None
+    try:
+        size = [int(v) for v in str(text).split(",")]
+    except ValueError:
+        size = []
+    if len(size) == 1:
+        size *= 2
+    if len(size) != 2 or min(size) <= 0:
+        raise CliError(f"--image-size must be H,W (two positive integers) or one integer. Received: {text!r}")
+    return tuple(size)
+
+
+def dataset_options(args) -> dict:
+    """``load_dataset`` keyword arguments from ``--image-size`` / ``--label-column``.
+
+    The CSV split and an image folder's record order use load_dataset's fixed default seed, not
+    ``--seed``: every command then sees the same train/test split of the same file.
+    """
+    return {"image_size": _image_size(getattr(args, "image_size", None)),
+            "label_column": getattr(args, "label_column", None) or "label"}
 
 
 def add_common_run_arguments(parser, *, out_required: bool = True, out_default: str | None = None) -> None:
@@ -90,20 +144,36 @@ def load_victim_arg(args):
 
 def load_victim_and_data(args, *, verbose: int = 1):
     """The victim and ``--dataset``, fitted to each other (:func:`tfmodelsec.models.align_data`):
-    reshaped for a flat victim, rescaled to its input range; each change said in one line."""
+    reshaped for a flat victim, rescaled to its input range; each change said in one line, then
+    the near-chance warning when the victim does no better than chance on the fitted data."""
     from tfmodelsec.models.align import align_data
 
-    victim = load_victim_arg(args)
-    return align_data(victim, load_data_arg(args), verbose=verbose)
+    victim, data = align_data(load_victim_arg(args), load_data_arg(args), verbose=verbose)
+    warn_if_near_chance(getattr(args, "command", ""), victim, data)
+    return victim, data
 
 
 def load_data_arg(args, victim=None):
     from tfmodelsec.data import load_dataset
 
-    data = load_dataset(args.dataset)
+    data = load_dataset(args.dataset, **dataset_options(args))
     if victim is not None:
         victim.check_input_shape(data.input_shape, what=f"dataset {data.name!r}")
+        warn_if_near_chance(getattr(args, "command", ""), victim, data)
     return data
+
+
+def warn_if_near_chance(command: str, victim, data):
+    """Print a warning (stderr) when ``victim`` is near chance on ``data``; returns the check.
+
+    Called right after the data is loaded, so the warning comes before the command's output.
+    """
+    from tfmodelsec.models.fit import check_fit
+
+    fit = check_fit(victim, data)
+    if fit.warning:
+        print(f"tfmodelsec {command}: warning: {fit.warning}", file=sys.stderr, flush=True)
+    return fit
 
 
 def parse_int_list(text: str, *, name: str) -> list[int]:

@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
-from tfmodelsec.cli._common import (CliError, add_dataset_argument, add_parser, add_strategy_argument,
-                                    parse_int_list, strategy_arg)
+from tfmodelsec.cli._common import (
+    CliError,
+    add_dataset_argument,
+    add_parser,
+    add_strategy_argument,
+    dataset_options,
+    parse_int_list,
+    strategy_arg,
+)
 
 EXAMPLE = """tfmodelsec chain --model lenet5 --dataset mnist --blocks 100 --out runs/chain
 tfmodelsec chain --model lenet5 --dataset mnist --blocks 100 --out runs/chain --resume
@@ -86,7 +93,7 @@ def run(args) -> int:
             )
     from tfmodelsec.models.zoo import build_model, default_architecture
 
-    data = load_dataset(args.dataset)
+    data = load_dataset(args.dataset, **dataset_options(args))
     if args.train_subset is not None:
         data = data.subset(n_train=args.train_subset)
     if args.model == "auto":

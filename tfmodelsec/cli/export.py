@@ -6,7 +6,7 @@ import json
 import sys
 from pathlib import Path
 
-from tfmodelsec.cli._common import CliError, add_input_range_argument, add_parser
+from tfmodelsec.cli._common import DATASET_HELP, CliError, add_data_options, add_input_range_argument, add_parser
 
 EXAMPLE = """\
 tfmodelsec export saved_models/lenet5_mnist.h5 --defense rounding --param decimals=2 --out saved_models/defended
@@ -30,9 +30,11 @@ def register(sub) -> None:
     p.add_argument("--defense-path", metavar="DEF", help="a saved (trained) defense, e.g. from 'tfmodelsec defend'")
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                    help="defense parameter (repeatable), e.g. --param decimals=2; values are JSON or strings")
-    p.add_argument("--dataset", default=None,
+    p.add_argument("--dataset", default=None, metavar="NAME|PATH",
                    help="train an apgp_* defense on this dataset's training inputs (instead of --defense-path); "
-                        "also settles the victim's input range where the model does not fix it")
+                        "it also settles the victim's input range where the model does not fix it: "
+                        + DATASET_HELP)
+    add_data_options(p)
     p.add_argument("--out", metavar="DIR", help="export folder TF Serving is pointed at; writes DIR/VERSION/")
     p.add_argument("--version", type=int, default=1, help="version folder to write (default: 1)")
     p.add_argument("--overwrite", action="store_true", help="replace DIR/VERSION if it exists (other versions stay)")

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from tfmodelsec.cli._common import add_dataset_argument, add_parser, add_strategy_argument, strategy_arg
+from tfmodelsec.cli._common import (
+    add_dataset_argument,
+    add_parser,
+    add_strategy_argument,
+    dataset_options,
+    strategy_arg,
+)
 
 EXAMPLE = "tfmodelsec train --model lenet5 --dataset mnist --epochs 5 --out saved_models/lenet5_mnist.h5"
 
@@ -31,7 +37,7 @@ def run(args) -> int:
     from tfmodelsec.models.io import save_model
     from tfmodelsec.models.train import train_classifier
 
-    data = load_dataset(args.dataset)
+    data = load_dataset(args.dataset, **dataset_options(args))
     if args.train_subset is not None:
         data = data.subset(n_train=args.train_subset)
     if args.model == "auto":

@@ -5,7 +5,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tfmodelsec.cli._common import CliError, add_parser, add_strategy_argument, strategy_arg
+from tfmodelsec.cli._common import (
+    DATASET_HELP,
+    CliError,
+    add_data_options,
+    add_parser,
+    add_strategy_argument,
+    dataset_options,
+    strategy_arg,
+)
 
 EXAMPLE = """tfmodelsec unlearn runs/chain --delete 12,345,6789 --epsilon 0.1 --out runs/forget
 tfmodelsec unlearn runs/chain --delete ids.txt --method sisa --out runs/forget_sisa"""
@@ -49,6 +57,10 @@ def register(sub) -> None:
         action="store_true",
         help="skip naive retraining (then no consistency / speed-up figures)",
     )
+    p.add_argument("--dataset", default=None, metavar="NAME|PATH",
+                   help="the chain's training data, if not where the chain recorded it (checked against the "
+                        "chain's fingerprint): " + DATASET_HELP)
+    add_data_options(p)
     add_strategy_argument(p)
     p.add_argument("--out", required=True, metavar="OUT", help="output folder")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -113,7 +125,7 @@ def run(args) -> int:
         )
     ids = read_ids(args.delete)
     chain = Chain.open(chain_dir)
-    data = chain.load_data()
+    data = chain.load_data(args.dataset, **dataset_options(args))
     verbose = 0 if args.quiet else 1
     strategy = strategy_arg(args)
     if args.method == "deepobliviate":

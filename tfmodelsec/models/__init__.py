@@ -1,12 +1,14 @@
 """Model zoo, safe loading (:class:`Victim`) and training."""
 
 from tfmodelsec.models.align import align_data
+from tfmodelsec.models.fit import FitCheck, check_fit
 from tfmodelsec.models.io import Victim, as_victim, load_victim, save_model, scan_model_config
 from tfmodelsec.models.ranges import detect_input_range, input_bounds, parse_input_range
 from tfmodelsec.models.train import TrainResult, fit_seeded, train_classifier
 from tfmodelsec.models.zoo import MODELS, build_model, c3f2, lenet5, mlp, resnet18, small_cnn
 
 __all__ = [
+    "FitCheck",
     "MODELS",
     "TrainResult",
     "Victim",
@@ -14,6 +16,7 @@ __all__ = [
     "as_victim",
     "build_model",
     "c3f2",
+    "check_fit",
     "detect_input_range",
     "fit_seeded",
     "input_bounds",

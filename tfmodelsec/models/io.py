@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
+import warnings
 import zipfile
 from dataclasses import dataclass, field, replace
 from functools import cached_property
@@ -239,6 +241,50 @@ def _read_keras_zip_config(path: Path) -> dict:
         raise ModelLoadError(f"{path}: corrupt or truncated .keras file ({exc})") from None
 
 
+def _zip_keras_version(path: Path) -> str:
+    """The ``keras_version`` a ``.keras`` archive's metadata.json names ("" when absent)."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            return str(json.loads(zf.read("metadata.json")).get("keras_version", ""))
+    except (KeyError, zipfile.BadZipFile, OSError, ValueError, AttributeError):
+        return ""
+
+
+def _strip_module_keys(node):
+    if isinstance(node, dict):
+        return {k: _strip_module_keys(v) for k, v in node.items() if k not in ("module", "registered_name")}
+    if isinstance(node, list):
+        return [_strip_module_keys(v) for v in node]
+    return node
+
+
+def _load_tf_keras_zip(path: Path, config: dict, safe_mode: bool):
+    """A ``.keras`` archive written by tf.keras 2.13-2.15 / ``tf_keras`` (Keras 2).
+
+    Keras 3 reads its config with the new deserializer, which refuses Keras 2 fields
+    (``batch_input_shape`` on the first layer, ``axis: [1]`` in BatchNormalization...). Without
+    the ``module`` keys the same config goes through Keras 3's legacy (Keras 2) deserializer, the
+    one that reads tf.keras ``.h5`` files; the weights file inside uses the same layout as Keras
+    3's, so ``load_weights`` reads it. Any weight that does not load is an error.
+    """
+    from keras.src.legacy.saving import saving_options, saving_utils
+    from keras.src.saving import serialization_lib
+
+    with saving_options.keras_option_scope(use_legacy_config=True), serialization_lib.SafeModeScope(safe_mode):
+        model = saving_utils.model_from_config(_strip_module_keys(config))
+    with tempfile.TemporaryDirectory(prefix="tfms-keras2-") as tmp, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        weights = Path(tmp) / "model.weights.h5"
+        with zipfile.ZipFile(path) as zf:
+            weights.write_bytes(zf.read("model.weights.h5"))
+        model.load_weights(weights)
+    missed = [str(w.message) for w in caught if "could not be loaded" in str(w.message)
+              or "Skipping" in str(w.message)]
+    if missed:
+        raise ModelLoadError(f"{path}: Keras 2 archive: some weights did not load ({missed[0].splitlines()[0][:200]})")
+    return model
+
+
 def _detect_format(path: Path) -> str:
     if path.is_dir():
         if (path / "saved_model.pb").is_file():
@@ -380,7 +426,13 @@ def load_victim(path, *, safe_mode: bool = True, input_range="auto", output_kind
             scan_model_config(config, where=str(path))
         _register_own_layers(config)
         try:
-            model = keras.saving.load_model(path, compile=False, safe_mode=safe_mode)
+            with warnings.catch_warnings():
+                # Keras 2 files name the input shape on their first layer; Keras 3 warns the reader about it
+                warnings.filterwarnings("ignore", message=".*Do not pass an `input_shape`", category=UserWarning)
+                if fmt == "keras" and _zip_keras_version(path).startswith("2."):
+                    model = _load_tf_keras_zip(path, config, safe_mode)
+                else:
+                    model = keras.saving.load_model(path, compile=False, safe_mode=safe_mode)
         except (ModelLoadError, FileNotFoundError):
             raise
         except Exception as exc:

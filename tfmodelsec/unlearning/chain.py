@@ -276,11 +276,16 @@ class Chain:
             )
         return x, np.asarray(y, np.int64)
 
-    def load_data(self):
-        """Load the chain's dataset by name (first ``n_train`` records)."""
+    def load_data(self, spec=None, **options):
+        """Load the chain's dataset (first ``n_train`` records).
+
+        Args:
+            spec: a dataset name or path (default: the one the chain recorded).
+            **options: :func:`tfmodelsec.data.load_dataset` options (``image_size``, ``label_column``).
+        """
         from tfmodelsec.data import load_dataset
 
-        data = load_dataset(self.config.dataset)
+        data = load_dataset(self.config.dataset if spec is None else spec, **options)
         if len(data.x_train) > self.config.n_train:
             data = data.subset(n_train=self.config.n_train)
         return data
