@@ -145,8 +145,12 @@ def default_architecture(input_shape) -> str:
     return "lenet5" if len(shape) == 3 and min(shape[:2]) >= 8 else "mlp"
 
 
-def build_model(name: str, input_shape, num_classes: int, **kwargs) -> keras.Model:
+def build_model(name: str, input_shape, num_classes: int, *, input_range=(0.0, 1.0), **kwargs) -> keras.Model:
     """Build a zoo model by name (``lenet5``, ``mlp``, ``c3f2``, ``small_cnn``, ``resnet18``, or ``auto``).
+
+    ``input_range``: the range of the data it will take; a bounded range other than ``[0, 1]``
+    (e.g. raw 0..255 pixels) puts a ``Rescaling`` onto ``[0, 1]`` in front (no weights, so the
+    weight list is the architecture's own); ``None`` (unbounded features) takes them as they are.
 
     Raises:
         ValueError: an unknown name, or an image architecture for inputs that are not images.
@@ -158,7 +162,8 @@ def build_model(name: str, input_shape, num_classes: int, **kwargs) -> keras.Mod
     if name in IMAGE_MODELS and len(tuple(input_shape)) != 3:
         raise ValueError(f"`model` {name!r} takes images (height, width, channels) but the inputs have shape "
                          f"{tuple(input_shape)}: use 'mlp' (or 'auto') for feature vectors")
-    return MODELS[name](tuple(input_shape), num_classes, **kwargs)
+    model = MODELS[name](tuple(input_shape), num_classes, **kwargs)
+    return model if input_range is None else with_input_scaling(model, input_range)
 
 
 def with_input_scaling(model: keras.Model, input_range, x=None, *, name: str | None = None) -> keras.Model:
