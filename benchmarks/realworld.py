@@ -306,7 +306,8 @@ def run_victim(name: str, spec: dict, work: Path, commands) -> dict:
 
     def chain():
         m = _read(out / "chain" / "manifest.json")
-        return {"model": m["config"]["model"], "blocks": m["config"]["blocks"], "input_shape": m["config"]["input_shape"]}
+        c = m["config"]
+        return {"model": c["model"], "blocks": c["blocks"], "input_shape": c["input_shape"], "range": c["input_range"]}
 
     def unlearn():
         u = _read(out / "unlearn" / "unlearn.json")

@@ -83,7 +83,8 @@ def test_cli_input_range_errors_are_one_line(tmp_path, tiny_model, capsys):
     assert info["input_range"] is None and info["input_range_source"].startswith("user")
 
 
-@pytest.mark.parametrize("layer, expected", [("Rescaling(1/255)", (0.0, 255.0)), ("Rescaling(1/127.5, -1)", (0.0, 255.0)),
+@pytest.mark.parametrize("layer, expected", [("Rescaling(1/255)", (0.0, 255.0)),
+                                             ("Rescaling(1/127.5, -1)", (0.0, 255.0)),
                                              ("Rescaling(2, -1)", (0.0, 1.0)), ("Normalization", None),
                                              ("Dense", (0.0, 1.0))],
                          ids=["unit", "symmetric", "from-unit", "normalization", "nothing"])
@@ -164,6 +165,23 @@ def test_rescaling_victim_inverts_in_its_detected_range(digits_victim, tmp_path,
     result = invert(as_victim(model), **settings)
     assert result.confidence.min() >= 0.99 and result.value_range == (0.0, 255.0)
     assert 1.0 < result.images.max() <= 255.0 and result.images.min() >= 0.0
+
+
+def test_zoo_models_for_raw_pixels_scale_them_and_old_chains_read_as_unit_range():
+    """A zoo model built for 0..255 data puts a weightless Rescaling in front (same weight list, so chain
+    checkpoints keep their layout); a chain manifest written before the field existed reads as [0, 1]."""
+    from tfmodelsec.models import build_model
+    from tfmodelsec.unlearning import ChainConfig
+
+    plain, raw = build_model("mlp", (6,), 3), build_model("mlp", (6,), 3, input_range=(0, 255))
+    assert [w.shape for w in plain.weights] == [w.shape for w in raw.weights]
+    raw.set_weights(plain.get_weights())
+    x = np.random.default_rng(0).random((5, 6)).astype(np.float32)
+    np.testing.assert_allclose(raw(x * 255), plain(x), atol=1e-5)
+    assert build_model("mlp", (6,), 3, input_range=None) is not None
+    old = {"model": "mlp", "dataset": "d", "n_train": 10, "input_shape": [6], "num_classes": 3, "blocks": 2}
+    assert ChainConfig.from_dict(old).input_range == (0.0, 1.0)
+    assert ChainConfig.from_dict({**old, "input_range": [0, 255]}).to_dict()["input_range"] == [0.0, 255.0]
 
 
 # --------------------------------------------------------------------------- a flat-input MLP
