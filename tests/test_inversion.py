@@ -79,11 +79,21 @@ def test_bad_arguments(digits_victim, kwargs, match):
         invert(digits_victim, verbose=0, **kwargs)
 
 
-def test_non_image_victim_is_refused(tiny_model):
+def test_feature_vector_victim_known_answer(tiny_model):
+    """Class c's output is 3 x_c (feature 3 unused): its inversion pushes x_c to the top of the range,
+    the other used features to the bottom, and leaves feature 3 at the middle (the L2 pull)."""
     from tfmodelsec.attacks.inversion import invert
+    from tfmodelsec.models import as_victim
 
-    with pytest.raises(ValueError, match="victim.*input_shape"):
-        invert(tiny_model, verbose=0)
+    result = invert(tiny_model, steps=300, lr=0.05, verbose=0)  # [0, 1] assumed: nothing fixes the range
+    assert result.images.shape == (3, 4) and result.image_shape is None
+    np.testing.assert_allclose(result.images[:, :3], np.eye(3), atol=0.02)
+    np.testing.assert_allclose(result.images[:, 3], 0.5, atol=0.05)
+    assert result.predicted.tolist() == [0, 1, 2] and result.tv.tolist() == [0.0, 0.0, 0.0]
+    boxed = invert(as_victim(tiny_model, input_range=None), bounds=(-2.0, 4.0), steps=300, verbose=0)
+    np.testing.assert_allclose(boxed.images[:, :3], np.where(np.eye(3) > 0, 4.0, -2.0), atol=0.1)
+    with pytest.raises(ValueError, match="unbounded.*bounds"):
+        invert(as_victim(tiny_model, input_range=None), verbose=0)
 
 
 def test_metrics_known_answers():

@@ -66,11 +66,18 @@ def test_bad_arguments(digits_victim, kwargs, match):
         recover_inputs(digits_victim, verbose=0, **kwargs)
 
 
-def test_non_image_victim_is_refused(tiny_model):
+def test_feature_vector_victim_and_unbounded_needs_bounds(tiny_model):
     from tfmodelsec.attacks.recovery import recover_inputs
+    from tfmodelsec.models import as_victim
 
-    with pytest.raises(ValueError, match="victim.*input_shape=\\(4,\\)"):
-        recover_inputs(tiny_model, verbose=0)
+    result = recover_inputs(tiny_model, epochs=3, lr=0.5, verbose=0)  # 4 features, [0, 1] assumed
+    assert result.images.shape == (3, 4) and result.image_shape is None
+    assert result.images.min() >= 0.0 and result.images.max() <= 1.0
+    with pytest.raises(ValueError, match="unbounded.*bounds"):
+        recover_inputs(as_victim(tiny_model, input_range=None), verbose=0)
+    boxed = recover_inputs(as_victim(tiny_model, input_range=None), epochs=3, lr=0.5, verbose=0,
+                           bounds=([-2.0, -1.0, 0.0, 1.0], 3.0))
+    assert np.all(boxed.images >= np.array([-2.0, -1.0, 0.0, 1.0])) and boxed.images.max() <= 3.0
 
 
 def test_cli_recover_writes_files(digits_victim, tmp_path):

@@ -81,48 +81,68 @@ def nearest_class_mean(images, means, *, metric: str = "correlation") -> np.ndar
     return (xs @ ms.T).argmax(axis=1)
 
 
-def inversion_metrics(images, labels, *, confidence=None, class_means=None, independent=None) -> dict:
-    """Recognisability of inverted images.
+def inversion_metrics(images, labels, *, confidence=None, class_means=None, independent=None,
+                      max_val: float = 1.0) -> dict:
+    """Recognisability of inverted images (or feature vectors).
 
     Args:
-        images: ``(N, H, W, C)`` inversions. labels: their target classes.
+        images: ``(N, H, W, C)`` inversions, or ``(N, D)`` feature vectors. labels: their target classes.
         confidence: the victim's probability of each target (reported as given).
-        class_means: ``(K, H, W, C)`` real class averages (:func:`class_means`); adds Pearson,
-            SSIM, and the nearest class mean by correlation and by Euclidean distance.
+        class_means: ``(K, ...)`` real class averages (:func:`class_means`) of the images' shape;
+            adds Pearson, SSIM (images), and the nearest class mean by correlation and by Euclidean
+            distance. For feature vectors both the vectors and the means are first centred on the
+            mean of the class means, so the profile every class shares does not count as likeness.
         independent: a classifier never used in the optimisation (a ``keras.Model`` or
-            :class:`~tfmodelsec.Victim`); adds its accuracy on the images.
+            :class:`~tfmodelsec.Victim`); adds its accuracy on the images (reshaped to its input
+            when it takes the same number of values in another shape).
+        max_val: the images' value span, for SSIM (1 for [0, 1] images, 255 for 0..255).
 
     Returns:
-        ``{"mean_tv", "per_class": [...], ...}`` with means over classes.
+        ``{"mean_tv", "per_class": [...], ...}`` with means over classes (no TV / SSIM for vectors).
     """
     images = np.asarray(images, np.float32)
     labels = np.asarray(labels).reshape(-1)
+    vectors = images.ndim == 2
     per = [{"class": int(c)} for c in labels]
     out = {}
-    tv = total_variation(images)
-    out["mean_tv"] = float(tv.mean())
+    tv = None if vectors else total_variation(images)
+    if tv is not None:
+        out["mean_tv"] = float(tv.mean())
     if confidence is not None:
         out["mean_confidence"] = float(np.mean(confidence))
     if class_means is not None:
         means = np.asarray(class_means, np.float32)
+        seen = images
+        if vectors:
+            centre = means.mean(axis=0, keepdims=True)
+            seen, means = images - centre, means - centre
         own = means[labels]
-        pr, ss = pearson_correlation(images, own), ssim(images, own)
-        near_c = nearest_class_mean(images, means, metric="correlation")
-        near_e = nearest_class_mean(images, means, metric="euclidean")
-        for row, p, s, nc, ne in zip(per, pr, ss, near_c, near_e):
-            row.update(pearson=float(p), ssim=float(s), nearest_mean=int(nc), nearest_mean_euclidean=int(ne))
-        out.update(mean_pearson=float(pr.mean()), mean_ssim=float(ss.mean()),
-                   nearest_mean_correct=int(np.sum(near_c == labels)),
+        pr = pearson_correlation(seen, own)
+        ss = None if vectors else ssim(images, own, max_val=max_val)
+        near_c = nearest_class_mean(seen, means, metric="correlation")
+        near_e = nearest_class_mean(seen, means, metric="euclidean")
+        for i, (row, p, nc, ne) in enumerate(zip(per, pr, near_c, near_e)):
+            row.update(pearson=float(p), nearest_mean=int(nc), nearest_mean_euclidean=int(ne))
+            if ss is not None:
+                row["ssim"] = float(ss[i])
+        out.update(mean_pearson=float(pr.mean()), nearest_mean_correct=int(np.sum(near_c == labels)),
                    nearest_mean_euclidean_correct=int(np.sum(near_e == labels)))
+        if ss is not None:
+            out["mean_ssim"] = float(ss.mean())
     if independent is not None:
         from tfmodelsec.models.io import as_victim
 
-        pred = as_victim(independent).predict_labels(images)
+        judge = as_victim(independent)
+        x = images
+        if tuple(x.shape[1:]) != tuple(judge.input_shape) and x[0].size == int(np.prod(judge.input_shape)):
+            x = x.reshape(len(x), *judge.input_shape)
+        pred = judge.predict_labels(x)
         for row, k in zip(per, pred):
             row["independent_prediction"] = int(k)
         out["independent_accuracy"] = float(np.mean(pred == labels))
-    for row, t in zip(per, tv):
-        row["tv"] = float(t)
+    if tv is not None:
+        for row, t in zip(per, tv):
+            row["tv"] = float(t)
     out["per_class"] = per
     return out
 

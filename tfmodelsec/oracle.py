@@ -97,7 +97,8 @@ class BlackBox:
         return self.victim.num_classes
 
     @property
-    def input_range(self) -> tuple:
+    def input_range(self) -> tuple | None:
+        """The victim's ``(low, high)``; ``None`` for unbounded inputs (no range check)."""
         return self.victim.input_range
 
     def _validate(self, x) -> np.ndarray:
@@ -118,13 +119,16 @@ class BlackBox:
         finite = np.isfinite(flat).all(axis=1)
         if not finite.all():
             raise InvalidQueryError(f"query {int(np.argmin(finite))} holds NaN or infinite values")
+        if self.victim.input_range is None:  # unbounded inputs (e.g. standardised features)
+            return arr
         lo, hi = self.victim.input_range
         inside = (flat.min(axis=1) >= lo - _RANGE_SLACK) & (flat.max(axis=1) <= hi + _RANGE_SLACK)
         if not inside.all():
             i = int(np.argmin(inside))
             raise InvalidQueryError(
                 f"query {i} has values in [{flat[i].min():.4g}, {flat[i].max():.4g}], outside the "
-                f"victim's input range [{lo}, {hi}]"
+                f"victim's input range [{lo}, {hi}] ({self.victim.range_origin}: {self.victim.range_note}); "
+                "set the range with input_range= (None: unbounded) or align_data(victim, data)"
             )
         return arr
 

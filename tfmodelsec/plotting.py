@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["image_grid", "confusion_matrix_figure", "close", "steal_curves_figure", "tsne_figure",
+__all__ = ["image_grid", "vector_rows", "confusion_matrix_figure", "close", "steal_curves_figure", "tsne_figure",
            "residual_memory_figure", "power_law_curve"]
 
 
@@ -21,10 +21,10 @@ def close(fig) -> None:
 
 def image_grid(images, *, rows: int | None = None, titles=None, row_labels=None, cmap="gray",
                suptitle: str | None = None):
-    """A grid of images (N, H, W, C) in [0, 1]; ``rows`` defaults to one row."""
+    """A grid of images (N, H, W, C) in [0, 1]; ``rows`` defaults to rows of at most 20 images."""
     images = np.asarray(images)
     n = len(images)
-    rows = rows or 1
+    rows = rows or max(1, int(np.ceil(n / 20)))
     cols = int(np.ceil(n / rows))
     fig = _figure((1.3 * cols + 0.6, 1.4 * rows + 0.4))
     axes = fig.subplots(rows, cols, squeeze=False)
@@ -43,6 +43,26 @@ def image_grid(images, *, rows: int | None = None, titles=None, row_labels=None,
     if row_labels is not None:
         for r, label in enumerate(row_labels):
             axes[r, 0].set_ylabel(str(label), fontsize=8)
+    if suptitle:
+        fig.suptitle(suptitle, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def vector_rows(vectors, *, labels=None, suptitle: str | None = None, max_features: int = 200):
+    """Feature vectors ``(N, D)`` as a heat map, one row each (each feature scaled to its own min..max).
+
+    At most ``max_features`` columns are drawn (the first ones) so wide tables stay legible.
+    """
+    x = np.asarray(vectors, np.float64).reshape(len(vectors), -1)[:, :max_features]
+    lo, hi = x.min(axis=0, initial=np.inf), x.max(axis=0, initial=-np.inf)
+    scaled = (x - lo) / np.where(hi > lo, hi - lo, 1.0)
+    fig = _figure((min(12.0, 2.0 + 0.05 * x.shape[1]), min(16.0, 0.6 + 0.25 * len(x))))
+    ax = fig.subplots()
+    ax.imshow(scaled, aspect="auto", cmap="viridis", vmin=0, vmax=1, interpolation="nearest")
+    ax.set_yticks(range(len(x)))
+    ax.set_yticklabels([str(t) for t in (labels if labels is not None else range(len(x)))], fontsize=7)
+    ax.set_xlabel(f"feature (first {x.shape[1]})" if x.shape[1] == max_features else "feature")
     if suptitle:
         fig.suptitle(suptitle, fontsize=10)
     fig.tight_layout()

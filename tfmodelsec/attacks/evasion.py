@@ -105,6 +105,11 @@ def _compiled(model, key, factory):
     return per_model[key]
 
 
+def _open_range(clip_min, clip_max):
+    """``None`` bounds (an unbounded victim range) become -inf / +inf: no clipping on that side."""
+    return (-np.inf if clip_min is None else float(clip_min)), (np.inf if clip_max is None else float(clip_max))
+
+
 def _prepare(model, x, y, clip_min, clip_max):
     model = _probability_model(model)
     x = np.asarray(x, np.float32)
@@ -138,7 +143,7 @@ def pgd(model, x, y=None, *, eps: float, step_size: float | None = None, steps: 
         steps: iterations. norm: ``"linf"`` or ``"l2"``.
         random_start: start from a uniform point in the ball (seeded).
         early_stop: freeze a sample once it is misclassified (targeted: once it is ``y``).
-        clip_min, clip_max: valid input range.
+        clip_min, clip_max: valid input range; ``None`` leaves that side unbounded.
 
     Returns:
         Adversarial examples, same shape as ``x``, float32.
@@ -153,6 +158,7 @@ def pgd(model, x, y=None, *, eps: float, step_size: float | None = None, steps: 
     if step_size is None:
         step_size = 2.5 * eps / steps
     check_nonnegative("step_size", step_size)
+    clip_min, clip_max = _open_range(clip_min, clip_max)
     model, x, y = _prepare(model, x, y, clip_min, clip_max)
     if eps == 0:
         return x.copy()
@@ -251,6 +257,9 @@ def cw(model, x, y=None, *, c: float = 1.0, confidence: float = 0.0, steps: int 
     check_nonnegative("confidence", confidence)
     check_positive("steps", steps, integer=True)
     check_positive("lr", lr)
+    if clip_min is None or clip_max is None:
+        raise ValueError("`clip_min` and `clip_max` must be finite for cw (its tanh change of variable needs a box): "
+                         f"pass the data's range. Received: clip_min={clip_min}, clip_max={clip_max}")
     model, x, y = _prepare(model, x, y, clip_min, clip_max)
     run = _compiled(model, ("cw",), lambda: _cw_fn(model))
     sign = tf.constant(-1.0 if targeted else 1.0)

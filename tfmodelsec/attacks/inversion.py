@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from tfmodelsec.attacks._whitebox import check_classes, require_image_victim, scores_fn
+from tfmodelsec.attacks._whitebox import check_classes, scores_fn, unit_view
 from tfmodelsec.utils import Timer, check_choice, check_nonnegative, check_positive
 
 __all__ = [
@@ -116,12 +116,16 @@ class InversionResult:
     """Inverted images and what the victim says about them.
 
     Attributes:
-        images: ``(N, H, W, C)`` float32 inside the victim's input range.
+        images: the victim's inputs ``(N, *input_shape)``, float32 inside its input range (or the
+            search bounds); :meth:`shown` reshapes them to ``image_shape`` for a flat victim.
         labels: the target class of each image.
         confidence: the victim's probability of the target class.
         predicted: the victim's predicted class.
         steps_taken: optimisation steps each class ran before its mask stopped it.
-        tv: total variation of each image (the seed's normalised ``l_TV``).
+        tv: total variation of each image (the seed's normalised ``l_TV``), measured in the unit
+            range (images mapped onto [0, 1]); 0 for feature vectors.
+        image_shape: the shape the images are shown at (``None``: feature vectors).
+        value_range: ``(low, high)`` of the search (the victim's range or the given bounds).
     """
 
     images: np.ndarray
@@ -133,13 +137,26 @@ class InversionResult:
     config: InversionConfig
     seconds: float = 0.0
     metrics: dict = field(default_factory=dict)
+    image_shape: tuple | None = None
+    value_range: tuple = (0.0, 1.0)
+
+    def shown(self) -> np.ndarray:
+        """The images at ``image_shape`` (the victim's inputs as they are for feature vectors)."""
+        return self.images if self.image_shape is None else self.images.reshape(len(self.images), *self.image_shape)
 
     def evaluate(self, class_means=None, *, independent=None) -> dict:
-        """Add recognisability metrics (see :func:`tfmodelsec.metrics.inversion_metrics`)."""
+        """Add recognisability metrics (see :func:`tfmodelsec.metrics.inversion_metrics`).
+
+        ``class_means`` may have the victim's input shape or the shown one.
+        """
         from tfmodelsec.metrics import inversion_metrics
 
-        self.metrics = inversion_metrics(self.images, self.labels, confidence=self.confidence,
-                                         class_means=class_means, independent=independent)
+        shown = self.shown()
+        if class_means is not None:
+            class_means = np.asarray(class_means, np.float32).reshape(-1, *shown.shape[1:])
+        self.metrics = inversion_metrics(shown, self.labels, confidence=self.confidence,
+                                         class_means=class_means, independent=independent,
+                                         max_val=float(self.value_range[1] - self.value_range[0]))
         return self.metrics
 
     def to_dict(self) -> dict:
@@ -159,7 +176,9 @@ class InversionResult:
         from tfmodelsec import plotting
 
         titles = [f"{c}: {p:.2f}" for c, p in zip(self.labels, self.confidence)]
-        return plotting.image_grid(_to_unit(self.images), titles=titles, suptitle=title)
+        if self.image_shape is None:
+            return plotting.vector_rows(self.images, labels=titles, suptitle=title)
+        return plotting.image_grid(_to_unit(self.shown()), titles=titles, suptitle=title)
 
 
 def _to_unit(images):
@@ -262,23 +281,34 @@ def _initial(init: str, n: int, shape, lo: float, hi: float, seed: int) -> np.nd
 
 
 def invert(victim, *, classes=None, config: InversionConfig | None = None, seed: int = 0, verbose: int = 1,
-           **options) -> InversionResult:
+           bounds=None, image_shape=None, **options) -> InversionResult:
     """Invert the victim: one image per class, all classes optimised as one batch.
 
+    The search runs in the unit space of :func:`~tfmodelsec.attacks._whitebox.unit_view`, so
+    a victim taking 0..255 pixels (a ``Rescaling`` layer) or a flat ``Input(784)`` is
+    inverted as the image it sees; feature-vector victims go to
+    :func:`~tfmodelsec.attacks.inversion_vectors.invert_vectors` (no image priors).
+
     Args:
-        victim: a :class:`~tfmodelsec.Victim`, ``keras.Model`` or path; input must be an image.
+        victim: a :class:`~tfmodelsec.Victim`, ``keras.Model`` or path.
         classes: class indices to invert (default: all classes).
         config: an :class:`InversionConfig`; or pass its fields as keywords, e.g.
             ``tv_weight=1.0, l2_weight=3.0, loss="logit", init="noise", steps=600, lr=0.05``.
         seed: seeds the initial images and the jitter (same seed, same images).
         verbose: 1 prints one line per resolution stage, 0 is quiet.
+        bounds: ``(low, high)`` to search within (scalars or arrays of one input); default the
+            victim's input range. Needed for an unbounded victim (see
+            :func:`tfmodelsec.models.input_bounds`).
+        image_shape: the image shape of a flat victim's input (default ``victim.image_shape``,
+            set by :func:`~tfmodelsec.models.align_data`); ``None`` there: feature vectors.
 
     Returns:
         An :class:`InversionResult`; call ``.evaluate(class_means, independent=...)`` for
         recognisability metrics.
 
     Raises:
-        ValueError: non-image victim, class out of range, negative weights, ``steps <= 0``.
+        ValueError: class out of range, negative weights, ``steps <= 0``, an unbounded victim
+            without ``bounds``.
 
     Example:
         >>> result = invert("saved_models/lenet5_mnist.h5", tv_weight=1.0, steps=600)  # doctest: +SKIP
@@ -291,9 +321,16 @@ def invert(victim, *, classes=None, config: InversionConfig | None = None, seed:
         config = InversionConfig(**options)
     elif options:
         config = InversionConfig(**{**asdict(config), **options})
-    victim = require_image_victim(victim)
+    from tfmodelsec.models.io import as_victim
+
+    original = as_victim(victim)
+    victim, to_input = unit_view(original, bounds=bounds, image_shape=image_shape)
     labels = check_classes("classes", classes, victim.num_classes)
-    lo, hi = (float(v) for v in victim.input_range)
+    span = (float(to_input(np.zeros((1, *victim.input_shape))).min()),
+            float(to_input(np.ones((1, *victim.input_shape))).max()))
+    if len(victim.input_shape) != 3:
+        return _invert_vectors(victim, to_input, labels, config, seed, span)
+    lo, hi = (float(v) for v in victim.input_range)  # the unit view's [0, 1]
     h, w, c = victim.input_shape
     n = len(labels)
     jitter = round(_AUTO_JITTER_FRACTION * min(h, w)) if config.jitter is None else int(config.jitter)
@@ -324,8 +361,20 @@ def invert(victim, *, classes=None, config: InversionConfig | None = None, seed:
         images = x if tuple(x.shape[1:3]) == (h, w) else tf.image.resize(x, [h, w], "bilinear")
         images = np.clip(images.numpy(), lo, hi).astype(np.float32)
     probs = victim.probabilities(images)
-    return InversionResult(images, labels, probs[np.arange(n), labels].astype(np.float32), probs.argmax(1),
-                           steps_taken.numpy(), _total_variation(tf.constant(images)).numpy(), config, timer.seconds)
+    return InversionResult(to_input(images), labels, probs[np.arange(n), labels].astype(np.float32),
+                           probs.argmax(1), steps_taken.numpy(), _total_variation(tf.constant(images)).numpy(),
+                           config, timer.seconds, image_shape=tuple(victim.input_shape), value_range=span)
+
+
+def _invert_vectors(view, to_input, labels, config, seed, span) -> InversionResult:
+    from tfmodelsec.attacks.inversion_vectors import invert_vectors
+
+    with Timer() as timer:
+        u, steps_taken = invert_vectors(view, labels, config, seed=seed)
+    probs = view.probabilities(u)
+    n = len(labels)
+    return InversionResult(to_input(u), labels, probs[np.arange(n), labels].astype(np.float32), probs.argmax(1),
+                           steps_taken, np.zeros(n, np.float32), config, timer.seconds, value_range=span)
 
 
 @dataclass
@@ -346,7 +395,11 @@ class SweepResult:
         """A grid: one column per class, one row per λ."""
         from tfmodelsec import plotting
 
-        images = np.concatenate([_to_unit(r.images) for r in self.results])
+        if self.results[0].image_shape is None:  # feature vectors: one heat-map row per class and λ
+            labels = [f"λ={lam:g} {c}" for lam, r in zip(self.tv_weights, self.results) for c in r.labels]
+            return plotting.vector_rows(np.concatenate([r.images for r in self.results]), labels=labels,
+                                        suptitle="model inversion: one row per class and λ")
+        images = np.concatenate([_to_unit(r.shown()) for r in self.results])
         titles = [str(c) if i < len(self.results[0].labels) else "" for i, c in
                   enumerate(np.concatenate([r.labels for r in self.results]))]
         return plotting.image_grid(images, rows=len(self.results), titles=titles,

@@ -20,11 +20,12 @@ def audit_section(ctx):
     from tfmodelsec.audit.section import Section
     from tfmodelsec.metrics import class_means
 
+    from tfmodelsec.models.ranges import input_bounds
+
     victim, data = ctx.victim, ctx.data
-    if len(victim.input_shape) != 3:
-        return Section("inversion", "Model inversion", {"skipped": "victim input is not an image"},
-                       "Skipped: the victim's input is not an image.", [])
-    result = invert(victim, steps=_QUICK_STEPS if ctx.quick else _FULL_STEPS, seed=ctx.seed, verbose=0)
+    bounds = input_bounds(victim, data.x_train)  # the data's range where the victim's is unbounded
+    result = invert(victim, steps=_QUICK_STEPS if ctx.quick else _FULL_STEPS, seed=ctx.seed, verbose=0,
+                    bounds=bounds)
     means = class_means(data.x_train, data.y_train, victim.num_classes) \
         if np.all(np.bincount(data.y_train, minlength=victim.num_classes) > 0) else None
     metrics = result.evaluate(means)
@@ -37,8 +38,10 @@ def audit_section(ctx):
                "success_rate": float(np.mean(result.predicted == result.labels)),
                "seconds_inversion": round(result.seconds, 2),
                **{k: v for k, v in metrics.items() if k != "per_class"}}
+    how = ("TV + L2 + jitter + blur, two resolutions" if result.image_shape is not None
+           else "feature vectors within the data's bounds, L2 toward the middle of each feature's range")
     lines = [
-        "White-box inversion (TV + L2 + jitter + blur, two resolutions) of every class: "
+        f"White-box inversion ({how}) of every class: "
         "an attacker holding the weights reconstructs what each class looks like.",
         "",
         "| measure | value |", "|---|---|",
@@ -47,13 +50,14 @@ def audit_section(ctx):
     ]
     if means is not None:
         lines += [f"| mean Pearson with the class mean | {metrics['mean_pearson']:.3f} |",
-                  f"| mean SSIM with the class mean | {metrics['mean_ssim']:.3f} |",
+                  *([f"| mean SSIM with the class mean | {metrics['mean_ssim']:.3f} |"] if "mean_ssim" in metrics
+                    else []),
                   f"| nearest class mean = target | {metrics['nearest_mean_correct']}/{len(result.labels)} |"]
     from tfmodelsec.attacks.recovery import recover_inputs
 
     epochs = _QUICK_RECOVERY_EPOCHS if ctx.quick else _FULL_RECOVERY_EPOCHS
     try:
-        rec = recover_inputs(victim, epochs=epochs, seed=ctx.seed, verbose=0)
+        rec = recover_inputs(victim, epochs=epochs, seed=ctx.seed, verbose=0, bounds=bounds)
     except ValueError as exc:  # e.g. a SavedModel victim that cannot be copied
         summary["recovery"] = {"skipped": str(exc)}
     else:

@@ -33,17 +33,17 @@ def run_audit(victim, data, out_dir, *, quick: bool = False, sections=None, seed
 
     Args:
         victim: a Victim (see :func:`tfmodelsec.load_victim`).
-        data: a :class:`tfmodelsec.data.Dataset` whose images fit the victim.
+        data: a :class:`tfmodelsec.data.Dataset` for the victim (fitted to it by
+            :func:`tfmodelsec.models.align_data`: flat victims, input ranges).
         out_dir: the report folder (created).
         quick: small, fast settings in every section.
         sections: keys of :data:`SECTION_PROVIDERS` to run (default: all).
         seed: passed to every section.
     """
+    from tfmodelsec.models.align import align_data
     from tfmodelsec.models.fit import check_fit
-    from tfmodelsec.models.io import as_victim
 
-    victim = as_victim(victim)
-    victim.check_input_shape(data.input_shape, what=f"dataset {data.name!r}")
+    victim, data = align_data(victim, data, verbose=verbose)  # reshaped / rescaled to fit, each change said
     warnings = [w for w in (check_fit(victim, data).warning,) if w]  # at the top of the report
     keys = list(SECTION_PROVIDERS) if sections is None else list(sections)
     unknown = [k for k in keys if k not in SECTION_PROVIDERS]

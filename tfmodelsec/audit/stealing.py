@@ -35,8 +35,12 @@ def audit_section(ctx):
     fig = plotting.steal_curves_figure(rows, title=f"stealing {data.name}: {how}")
     fig.savefig(ctx.out_dir / "stealing.png", dpi=100, bbox_inches="tight")
     plotting.close(fig)
-    lines = [(f"Attacker: {how}; student LeNet-5; {len(pool)} unlabeled pool images; evaluated on "
-              f"{n_eval} test images. Transferability: FGSM (eps 0.3) crafted on the student."), "",
+    from tfmodelsec.models.zoo import default_architecture
+
+    student = default_architecture(ctx.victim.input_shape)
+    lines = [(f"Attacker: {how}; student {student}; {len(pool)} unlabeled pool records; evaluated on "
+              f"{n_eval} test records. Transferability: FGSM (eps 0.3 of the input range) crafted on the student."),
+             "",
              "| queries | accuracy | fidelity | transferability | seconds |", "|---|---|---|---|---|"]
     for r in rows:
         tr = "-" if r["transferability"] is None else f"{r['transferability']:.2%}"

@@ -19,6 +19,9 @@ __all__ = [
     "dataset_options",
     "load_victim_arg",
     "load_data_arg",
+    "load_victim_and_data",
+    "add_input_range_argument",
+    "input_range_arg",
     "warn_if_near_chance",
     "run_command",
     "parse_int_list",
@@ -47,6 +50,26 @@ def add_victim_argument(parser) -> None:
     parser.add_argument("victim", metavar="VICTIM", help="model file (.h5, .keras) or SavedModel directory")
     parser.add_argument("--unsafe", action="store_true",
                         help="allow model files that run stored code (Lambda/custom layers); trusted files only")
+    add_input_range_argument(parser)
+
+
+def add_input_range_argument(parser) -> None:
+    parser.add_argument("--input-range", default="auto", metavar="LO,HI|none|auto",
+                        help="the victim's valid input values: LO,HI (e.g. 0,255), none (unbounded, e.g. "
+                             "standardised features) or auto (default: a Rescaling/Normalization layer at the "
+                             "model's input says, else the data's range)")
+
+
+def input_range_arg(args):
+    """``--input-range`` parsed: ``"auto"``, ``(lo, hi)`` or ``None``; a CliError names the flag."""
+    from tfmodelsec.models.ranges import parse_input_range
+
+    text = getattr(args, "input_range", "auto")
+    try:
+        return parse_input_range(text, allow_auto=True)
+    except ValueError:
+        raise CliError(f"--input-range must be LO,HI with LO < HI (e.g. 0,255), none or auto. "
+                       f"Received: {text!r}") from None
 
 
 DATASET_HELP = ("mnist, fashion_mnist, cifar10, digits, tfds:NAME, or your own data: FILE.npz (x_train, y_train, "
@@ -113,9 +136,21 @@ def strategy_arg(args):
 def load_victim_arg(args):
     from tfmodelsec.models.io import load_victim
 
+    input_range = input_range_arg(args)
     if args.unsafe:
         print("tfmodelsec: warning: --unsafe: code stored in the model file may run", file=sys.stderr)
-    return load_victim(args.victim, safe_mode=not args.unsafe)
+    return load_victim(args.victim, safe_mode=not args.unsafe, input_range=input_range)
+
+
+def load_victim_and_data(args, *, verbose: int = 1):
+    """The victim and ``--dataset``, fitted to each other (:func:`tfmodelsec.models.align_data`):
+    reshaped for a flat victim, rescaled to its input range; each change said in one line, then
+    the near-chance warning when the victim does no better than chance on the fitted data."""
+    from tfmodelsec.models.align import align_data
+
+    victim, data = align_data(load_victim_arg(args), load_data_arg(args), verbose=verbose)
+    warn_if_near_chance(getattr(args, "command", ""), victim, data)
+    return victim, data
 
 
 def load_data_arg(args, victim=None):

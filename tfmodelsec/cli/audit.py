@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tfmodelsec.cli._common import (add_common_run_arguments, add_dataset_argument, add_parser,
-                                    add_victim_argument, load_data_arg, load_victim_arg)
+                                    add_victim_argument, load_victim_and_data)
 
 EXAMPLE = "tfmodelsec audit saved_models/lenet5_mnist.h5 --dataset mnist --out runs/audit --quick"
 
@@ -21,8 +21,7 @@ def register(sub) -> None:
 def run(args) -> int:
     from tfmodelsec.audit import run_audit
 
-    victim = load_victim_arg(args)
-    data = load_data_arg(args, victim)
+    victim, data = load_victim_and_data(args)
     sections = args.sections.split(",") if args.sections else None
     report = run_audit(victim, data, args.out, quick=args.quick, sections=sections, seed=args.seed,
                        verbose=0 if args.quiet else 1)

@@ -34,7 +34,8 @@ def register(sub) -> None:
         "with --resume: it continues from the last intact checkpoint.",
     )
     p.add_argument(
-        "--model", default="lenet5", choices=sorted(MODELS), help="architecture (default: lenet5)"
+        "--model", default="auto", choices=["auto", *sorted(MODELS)],
+        help="architecture; auto: lenet5 for images, mlp for feature vectors (default: auto)",
     )
     add_dataset_argument(p)
     add_strategy_argument(p)
@@ -90,9 +91,14 @@ def run(args) -> int:
             raise CliError(
                 f"--sisa must be two integers S,R (shards, slices). Received: {args.sisa!r}"
             )
+    from tfmodelsec.models.zoo import build_model, default_architecture
+
     data = load_dataset(args.dataset, **dataset_options(args))
     if args.train_subset is not None:
         data = data.subset(n_train=args.train_subset)
+    if args.model == "auto":
+        args.model = default_architecture(data.input_shape)
+    build_model(args.model, data.input_shape, data.num_classes)  # an architecture that cannot take the data says so now
     verbose = 0 if args.quiet else 1
     if args.part is not None:
         return _sisa_part(args, data, sisa, verbose)

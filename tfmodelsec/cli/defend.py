@@ -51,7 +51,7 @@ def _parse_params(items) -> dict:
 def run(args) -> int:
     from pathlib import Path
 
-    from tfmodelsec.cli._common import load_data_arg, load_victim_arg
+    from tfmodelsec.cli._common import load_victim_and_data
     from tfmodelsec.defenses.apgp import mean_distance
     from tfmodelsec.defenses.evaluate import _defended
     from tfmodelsec.defenses.registry import make_defense, save_defense
@@ -63,8 +63,7 @@ def run(args) -> int:
     params = _parse_params(args.param)
     if args.epochs is not None:
         params["epochs"] = args.epochs
-    victim = load_victim_arg(args)
-    data = load_data_arg(args, victim)
+    victim, data = load_victim_and_data(args)
     layer = make_defense(name, victim, x=data.x_train, seed=args.seed, strategy=strategy_arg(args),
                          verbose=0 if args.quiet else 1, **params)
     out = Path(args.out)

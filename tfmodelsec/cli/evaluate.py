@@ -36,7 +36,7 @@ def register(sub) -> None:
 def run(args) -> int:
     from pathlib import Path
 
-    from tfmodelsec.cli._common import load_data_arg, load_victim_arg
+    from tfmodelsec.cli._common import load_victim_and_data
     from tfmodelsec.defenses.evaluate import evaluate_defenses, tsne_plot
     from tfmodelsec.utils import write_json
 
@@ -55,8 +55,7 @@ def run(args) -> int:
     if bad:
         raise ValueError(f"--attacks must be among {', '.join(ATTACKS)}. Received: {bad}")
     budgets = parse_int_list(args.queries, name="queries")
-    victim = load_victim_arg(args)
-    data = load_data_arg(args, victim)
+    victim, data = load_victim_and_data(args)
     report = evaluate_defenses(victim, names, data, attacks=attacks, budgets=budgets, seed=args.seed,
                                epochs=args.epochs, test_samples=args.test_samples, tsne_samples=args.tsne_samples,
                                tsne_defenses=[n for n in names if n in ("none", "apgp_top1", "apgp_all")] or names[:2],

@@ -6,7 +6,7 @@ import json
 import sys
 from pathlib import Path
 
-from tfmodelsec.cli._common import DATASET_HELP, CliError, add_data_options, add_parser, dataset_options
+from tfmodelsec.cli._common import DATASET_HELP, CliError, add_data_options, add_input_range_argument, add_parser
 
 EXAMPLE = """\
 tfmodelsec export saved_models/lenet5_mnist.h5 --defense rounding --param decimals=2 --out saved_models/defended
@@ -24,13 +24,15 @@ def register(sub) -> None:
                    help="model file (.h5, .keras) or SavedModel directory (optional with --check)")
     p.add_argument("--unsafe", action="store_true",
                    help="allow model files that run stored code (Lambda/custom layers); trusted files only")
+    add_input_range_argument(p)
     p.add_argument("--defense", metavar="NAME",
                    help=f"defense from tfmodelsec.defenses' registry, or '{NO_DEFENSE}' for an undefended export")
     p.add_argument("--defense-path", metavar="DEF", help="a saved (trained) defense, e.g. from 'tfmodelsec defend'")
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                    help="defense parameter (repeatable), e.g. --param decimals=2; values are JSON or strings")
     p.add_argument("--dataset", default=None, metavar="NAME|PATH",
-                   help="train an apgp_* defense on this dataset's training inputs (instead of --defense-path): "
+                   help="train an apgp_* defense on this dataset's training inputs (instead of --defense-path); "
+                        "it also settles the victim's input range where the model does not fix it: "
                         + DATASET_HELP)
     add_data_options(p)
     p.add_argument("--out", metavar="DIR", help="export folder TF Serving is pointed at; writes DIR/VERSION/")
@@ -59,11 +61,12 @@ def parse_params(items) -> dict:
     return params
 
 
-def build_defense(name, victim, *, path=None, params=None, dataset=None, data_options=None, seed=0):
+def build_defense(name, victim, *, path=None, params=None, dataset=None, seed=0):
     """The defense layer for ``--defense NAME [--defense-path DEF] [--param ...]`` (None for 'none').
 
     Names come from ``tfmodelsec.defenses.DEFENSES`` (the defenses registry). APGP must be
-    trained: pass its saved layer with ``--defense-path`` or a ``--dataset`` to train it on.
+    trained: pass its saved layer with ``--defense-path`` or a ``--dataset`` to train it on
+    (``dataset``: a :class:`~tfmodelsec.data.Dataset` already fitted to the victim).
     """
     params = dict(params or {})
     if name is None:
@@ -94,18 +97,20 @@ def build_defense(name, victim, *, path=None, params=None, dataset=None, data_op
         if dataset is None:
             raise CliError(f"--defense {name} is trained: pass its saved layer with --defense-path "
                            "(from 'tfmodelsec defend') or --dataset NAME to train it now")
-        from tfmodelsec.cli._common import warn_if_near_chance
-        from tfmodelsec.data import load_dataset
-
-        data = load_dataset(dataset, **(data_options or {}))
-        victim.check_input_shape(data.input_shape, what=f"dataset {data.name!r}")
-        warn_if_near_chance("export", victim, data)
-        x = data.x_train
+        x = dataset.x_train
     return make_defense(key, victim, x=x, seed=seed, **params)
 
 
+def _victim_and_data(args):
+    """The victim, fitted to ``--dataset`` when one is given (its range, the data as it takes it)."""
+    from tfmodelsec.cli._common import load_victim_and_data, load_victim_arg
+
+    if args.dataset is None:
+        return load_victim_arg(args), None
+    return load_victim_and_data(args)
+
+
 def _check(args) -> int:
-    from tfmodelsec.cli._common import load_victim_arg
     from tfmodelsec.export import check_export
 
     for flag, value in (("--out", args.out), ("--overwrite", args.overwrite)):
@@ -113,10 +118,9 @@ def _check(args) -> int:
             raise CliError(f"{flag} is for exporting; --check only reads DIR. Received: {flag} with --check")
     victim = defense = None
     if args.victim is not None:
-        victim = load_victim_arg(args)
+        victim, data = _victim_and_data(args)
         defense = build_defense(args.defense, victim, path=args.defense_path, params=parse_params(args.param),
-                            dataset=args.dataset,
-                            data_options=dataset_options(args), seed=args.seed)
+                                dataset=data, seed=args.seed)
     elif args.defense or args.defense_path:
         raise CliError("--defense needs VICTIM with --check (to compare the export with the in-process model)")
     report = check_export(args.check, victim, defense, seed=args.seed)
@@ -131,17 +135,15 @@ def _check(args) -> int:
 def run(args) -> int:
     if args.check is not None:
         return _check(args)
-    from tfmodelsec.cli._common import load_victim_arg
     from tfmodelsec.export import check_export, export_defended
 
     if args.victim is None:
         raise CliError("VICTIM is required to export (or pass --check DIR to read an export back)")
     if args.out is None:
         raise CliError("--out is required: the export folder TF Serving is pointed at")
-    victim = load_victim_arg(args)
+    victim, data = _victim_and_data(args)
     defense = build_defense(args.defense, victim, path=args.defense_path, params=parse_params(args.param),
-                            dataset=args.dataset,
-                            data_options=dataset_options(args), seed=args.seed)
+                            dataset=data, seed=args.seed)
     path = export_defended(victim, defense, args.out, version=args.version, overwrite=args.overwrite)
     print(f"wrote {path}")
     if defense is None:

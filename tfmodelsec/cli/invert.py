@@ -1,4 +1,8 @@
-"""``tfmodelsec invert``: TV-regularised model inversion of every class (white-box)."""
+"""``tfmodelsec invert``: TV-regularised model inversion of every class (white-box).
+
+Images come out at the dataset's shape (also for a flat-input victim) and in the victim's input
+range; feature-vector victims get one vector per class, scored by correlation with the class mean.
+"""
 
 from __future__ import annotations
 
@@ -51,20 +55,25 @@ def run(args) -> int:
 
     from tfmodelsec import plotting
     from tfmodelsec.attacks.inversion import tv_sweep
-    from tfmodelsec.cli._common import load_data_arg, load_victim_arg
+    from tfmodelsec.cli._common import load_victim_and_data
     from tfmodelsec.metrics import class_means
+    from tfmodelsec.models.ranges import input_bounds
     from tfmodelsec.utils import write_json
 
-    victim = load_victim_arg(args)
-    data = load_data_arg(args, victim)
+    victim, data = load_victim_and_data(args)
     classes = None if args.classes is None else [int(v) for v in args.classes.split(",") if v.strip()]
     means = class_means(data.x_train, data.y_train, victim.num_classes)
+    bounds = input_bounds(victim, data.x_train)  # the data's range where the victim's is unbounded
+    if len(victim.input_shape) == 1 and victim.image_shape is None:
+        print(f"feature-vector victim: each class's {victim.input_shape[0]} features are searched within "
+              "their bounds (no image priors), scored by correlation with the class mean", flush=True)
     sweep = tv_sweep(victim, _floats(args.tv_weight, "tv-weight"), classes=classes, class_means=means,
                      seed=args.seed, verbose=0 if args.quiet else 1, l2_weight=args.l2_weight, loss=args.loss,
-                     init=args.init, steps=args.steps, lr=args.lr, jitter=args.jitter, blur_sigma=args.blur_sigma)
+                     init=args.init, steps=args.steps, lr=args.lr, jitter=args.jitter, blur_sigma=args.blur_sigma,
+                     bounds=bounds)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    images = np.concatenate([r.images for r in sweep.results]).astype(np.float32)
+    images = np.concatenate([r.shown() for r in sweep.results]).astype(np.float32)
     labels = np.concatenate([r.labels for r in sweep.results]).astype(np.int64)
     np.save(out / "inverted.npy", images)
     np.save(out / "labels.npy", labels)

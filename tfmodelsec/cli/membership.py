@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from tfmodelsec.cli._common import (CliError, add_common_run_arguments, add_dataset_argument, add_parser,
-                                    add_strategy_argument, add_victim_argument, load_data_arg,
-                                    load_victim_arg, strategy_arg)
+                                    add_strategy_argument, add_victim_argument, load_victim_and_data,
+                                    strategy_arg)
 
 EXAMPLE = """\
 tfmodelsec train --model lenet5 --dataset fashion_mnist --train-subset 5000 --epochs 40 --out runs/target.h5
@@ -78,8 +78,7 @@ def run(args) -> int:
     bad = [a for a in attacks if a not in CLI_ATTACKS]
     if bad or not attacks:
         raise CliError(f"--attacks must be among {','.join(CLI_ATTACKS)}. Received: {args.attacks!r}")
-    victim = load_victim_arg(args)
-    data = load_data_arg(args, victim)
+    victim, data = load_victim_and_data(args)
     split = membership_split(data, _read_ids(args.members), _read_ids(args.non_members),
                              population=args.population)
     training = ShadowTraining(epochs=args.shadow_epochs, batch_size=args.shadow_batch_size,

@@ -9,8 +9,7 @@ from tfmodelsec.cli._common import (
     add_parser,
     add_strategy_argument,
     add_victim_argument,
-    load_data_arg,
-    load_victim_arg,
+    load_victim_and_data,
     parse_int_list,
     strategy_arg,
 )
@@ -36,11 +35,14 @@ def register(sub) -> None:
                    help="comma-separated selection methods: random, drmi, neuron_trace, correlation, "
                         "class_probability (default: drmi)")
     p.add_argument("--loss", default="kl", help="comma-separated losses: kl, mse, hard (default: kl)")
-    p.add_argument("--student", default="lenet5", help="student architecture from the zoo (default: lenet5)")
+    p.add_argument("--student", default="auto",
+                   help="student architecture from the zoo; auto: lenet5 for images, mlp for feature vectors "
+                        "(default: auto)")
     p.add_argument("--temperature", type=float, default=4.0, help="KL temperature (default: 4)")
     p.add_argument("--epochs", type=int, default=20, help="distillation epochs (default: 20)")
     p.add_argument("--pool-size", type=int, default=None, metavar="N",
-                   help="attacker pool: the first N training images, labels unused (default: all)")
+                   help="attacker pool: the first N of the dataset's x_pool, else of its training inputs, "
+                        "labels unused (default: all)")
     p.add_argument("--candidates", type=int, default=5000,
                    help="pool samples DRMI / correlation / class_probability search (default: 5000)")
     p.add_argument("--restarts", type=int, default=8, help="DRMI restarts (Algorithm 1; default: 8)")
@@ -69,17 +71,16 @@ def run(args) -> int:
     losses = [check_choice("loss", m.strip(), LOSSES) for m in args.loss.split(",") if m.strip()]
     if not methods or not losses:
         raise CliError(f"--select and --loss need at least one value. Received: {args.select!r}, {args.loss!r}")
-    victim = load_victim_arg(args)
-    data = load_data_arg(args, victim)
-    pool = data.x_train if args.pool_size is None else data.x_train[: args.pool_size]
+    victim, data = load_victim_and_data(args)
+    pool = data.pool if args.pool_size is None else data.pool[: args.pool_size]
     if max(budgets) > len(pool):
-        raise CliError(f"--queries {max(budgets)} exceeds the pool of {len(pool)} images")
+        raise CliError(f"--queries {max(budgets)} exceeds the pool of {len(pool)} records")
     n_eval = len(data.x_test) if args.eval_samples is None else args.eval_samples
     from pathlib import Path
 
     out = Path(args.out)
     if args.part is not None:
-        return _mi_part(args, pool, budgets, methods, out / "cache")
+        return _mi_part(args, pool, budgets, methods, out / "cache", victim.input_range)
     out.mkdir(parents=True, exist_ok=True)
     with Timer() as timer:
         rows = sweep(victim, pool, budgets, methods=methods, losses=losses, seeds=(args.seed,),
@@ -106,12 +107,12 @@ def run(args) -> int:
     return 0
 
 
-def _mi_part(args, pool, budgets, methods, cache) -> int:
+def _mi_part(args, pool, budgets, methods, cache, value_range) -> int:
     """``--part I/N``: this part's blocks of the MI matrices the sweep's DRMI runs will need."""
     import numpy as np
 
     from tfmodelsec.attacks.stealing.drmi import mutual_information_part
-    from tfmodelsec.attacks.stealing.selection import candidate_indices
+    from tfmodelsec.attacks.stealing.selection import candidate_indices, unit_scale
     from tfmodelsec.attacks.stealing.sweep import selected_queries
     from tfmodelsec.distribute import parse_part
 
@@ -122,7 +123,8 @@ def _mi_part(args, pool, budgets, methods, cache) -> int:
     sets = {tuple(candidate_indices(len(pool), selected_queries(b, args.active_share), args.candidates, args.seed))
             for b in budgets}
     for cand in sorted(sets, key=len):
-        path = mutual_information_part(pool[np.asarray(cand)], part, cache, verbose=0 if args.quiet else 1)
+        path = mutual_information_part(unit_scale(pool[np.asarray(cand)], value_range), part, cache,
+                                       verbose=0 if args.quiet else 1)
         print(f"MI part {part[0]}/{part[1]} over {len(cand)} candidates -> {path}")
     print(f"when every part is done: tfmodelsec merge {cache} --out {cache}, then rerun without --part")
     return 0

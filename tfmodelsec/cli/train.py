@@ -17,7 +17,8 @@ def register(sub) -> None:
     from tfmodelsec.models.zoo import MODELS
 
     p = add_parser(sub, "train", help="train a victim model from the zoo", example=EXAMPLE)
-    p.add_argument("--model", default="lenet5", choices=sorted(MODELS), help="architecture (default: lenet5)")
+    p.add_argument("--model", default="auto", choices=["auto", *sorted(MODELS)],
+                   help="architecture; auto: lenet5 for images, mlp for feature vectors (default: auto)")
     add_dataset_argument(p)
     p.add_argument("--epochs", type=int, default=5)
     p.add_argument("--batch-size", type=int, default=128)
@@ -39,6 +40,10 @@ def run(args) -> int:
     data = load_dataset(args.dataset, **dataset_options(args))
     if args.train_subset is not None:
         data = data.subset(n_train=args.train_subset)
+    if args.model == "auto":
+        from tfmodelsec.models.zoo import default_architecture
+
+        args.model = default_architecture(data.input_shape)
     result = train_classifier(args.model, data, epochs=args.epochs, batch_size=args.batch_size,
                               learning_rate=args.lr, seed=args.seed, strategy=strategy_arg(args),
                               verbose=0 if args.quiet else 2)

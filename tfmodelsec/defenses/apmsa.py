@@ -24,6 +24,7 @@ step rules reuse :mod:`tfmodelsec.attacks.evasion` (``normalized_step``,
 from __future__ import annotations
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from tfmodelsec.attacks.evasion import (
@@ -60,7 +61,7 @@ class APMSA(keras.layers.Layer):
             pgd and cw).
         norm: ``"linf"`` or ``"l2"`` for fgsm / pgd (cw is always L2).
         c: CW trade-off constant (> 0).
-        clip_min, clip_max: the valid input range.
+        clip_min, clip_max: the valid input range (``None``: unbounded on that side).
 
     Example:
         >>> defense = APMSA(victim, method="cw", eps=1.0, steps=10)  # doctest: +SKIP
@@ -71,7 +72,7 @@ class APMSA(keras.layers.Layer):
 
     def __init__(self, victim, method: str = "fgsm", eps: float = 0.1, steps: int = 10,
                  step_size: float | None = None, norm: str = "linf", c: float = 1.0,
-                 clip_min: float = 0.0, clip_max: float = 1.0, **kwargs):
+                 clip_min: float | None = 0.0, clip_max: float | None = 1.0, **kwargs):
         super().__init__(**kwargs)
         self.method = check_choice("method", method, METHODS)
         check_nonnegative("eps", eps)
@@ -80,7 +81,7 @@ class APMSA(keras.layers.Layer):
             check_positive("step_size", step_size)
         self.norm = check_choice("norm", norm, NORMS)
         check_positive("c", c)
-        if not clip_min < clip_max:
+        if clip_min is not None and clip_max is not None and not clip_min < clip_max:
             raise ValueError(f"`clip_min` must be < `clip_max`. Received: clip_min={clip_min}, clip_max={clip_max}")
         self.victim = _wrapping.probability_model(victim, name="victim")
         self.num_classes = _wrapping.output_classes(self.victim)
@@ -88,7 +89,8 @@ class APMSA(keras.layers.Layer):
         self.steps = int(steps)
         self.step_size = None if step_size is None else float(step_size)
         self.c = float(c)
-        self.clip_min, self.clip_max = float(clip_min), float(clip_max)
+        self.clip_min = None if clip_min is None else float(clip_min)
+        self.clip_max = None if clip_max is None else float(clip_max)
 
     @property
     def effective_step_size(self) -> float:
@@ -131,7 +133,8 @@ class APMSA(keras.layers.Layer):
             best_probs = tf.where(keep[:, None], probs, best_probs)
             active = keep  # a flipped sample stops at its last label-keeping point
             moved = project(x_cur + step * direction, x0, eps, norm)
-            moved = tf.clip_by_value(moved, self.clip_min, self.clip_max)
+            moved = tf.clip_by_value(moved, -np.inf if self.clip_min is None else self.clip_min,
+                                     np.inf if self.clip_max is None else self.clip_max)
             x_cur = x_cur + _mask(active, x_cur) * (moved - x_cur)
             return i + 1, x_cur, best_probs, active
 

@@ -133,7 +133,7 @@ def _steal(attack, oracle, pool, idx, test, epochs, seed, student, strategy):
 
 
 def evaluate_defenses(victim, defenses, data, *, attacks=("kl",), budgets=(1000,), seed: int = 0,
-                      epochs: int = 10, student="lenet5", test_samples: int | None = 10000,
+                      epochs: int = 10, student="auto", test_samples: int | None = 10000,
                       tsne_samples: int = 0, tsne_defenses=None, strategy=None, verbose: int = 1) -> DefenseReport:
     """Measure Defender and Stealer accuracy of each defense against each attack and budget.
 
@@ -142,13 +142,15 @@ def evaluate_defenses(victim, defenses, data, *, attacks=("kl",), budgets=(1000,
         defenses: ``{name: layer or None}`` (``None`` = no defense; include ``"none"``
             as the baseline), or a list of names for :func:`~tfmodelsec.defenses.make_defense`
             (trained on ``data.x_train`` with ``seed``).
-        data: a :class:`~tfmodelsec.data.Dataset`: ``x_train`` is the attacker's pool,
+        data: a :class:`~tfmodelsec.data.Dataset` fitted to the victim (shape, input range;
+            see :func:`tfmodelsec.models.align_data`): ``x_train`` is the attacker's pool,
             the test split measures both accuracies.
         attacks: among :data:`ATTACKS`.
         budgets: query budgets (each attack spends exactly that many queries).
         seed: seeds query choice, students and defenses.
         epochs: student training epochs.
-        student: the attacker's architecture (zoo name).
+        student: the attacker's architecture (zoo name; ``"auto"``: LeNet-5 for images, an MLP
+            for feature vectors).
         test_samples: test samples used (``None``: all).
         tsne_samples: if > 0, embed this many test outputs per defense with t-SNE
             (``report.extra["tsne"]`` holds the coordinates; see :func:`tsne_embedding`).
@@ -185,7 +187,8 @@ def evaluate_defenses(victim, defenses, data, *, attacks=("kl",), budgets=(1000,
     defender, stealer, kept, cost, seconds, outputs = {}, {}, {}, {}, {}, {}
     rng = np.random.default_rng(seed)
     random_idx = {b: np.sort(rng.choice(len(pool), b, replace=False)) for b in budgets}
-    drmi_idx = {b: select_queries(pool, b, method="drmi", seed=seed) for b in budgets} if "drmi" in attacks else {}
+    drmi_idx = ({b: select_queries(pool, b, method="drmi", seed=seed, value_range=victim.input_range)
+                 for b in budgets} if "drmi" in attacks else {})
     jac_seeds = pool[rng.choice(len(pool), min(_JACOBIAN_SEEDS, min(budgets)), replace=False)]
     for name in names:
         start = time.perf_counter()

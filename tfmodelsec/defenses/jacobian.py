@@ -46,7 +46,7 @@ def _jacobian_sign_fn(model):
     return run
 
 
-def jacobian_augmentation(oracle, seed_x, *, budget: int, student="lenet5", lam: float = 0.1, tau: int = 3,
+def jacobian_augmentation(oracle, seed_x, *, budget: int, student="auto", lam: float = 0.1, tau: int = 3,
                           epochs: int = 8, batch_size: int = 64, learning_rate: float = 1e-3,
                           eval_data=None, seed: int = 0, strategy=None, verbose: int = 0) -> JacobianResult:
     """Steal ``oracle``'s model from ``seed_x`` by Jacobian-based augmentation, spending ``budget`` queries.
@@ -55,8 +55,11 @@ def jacobian_augmentation(oracle, seed_x, *, budget: int, student="lenet5", lam:
         oracle: a :class:`~tfmodelsec.oracle.BlackBox` answering probabilities.
         seed_x: the attacker's few seed samples (queried first).
         budget: total queries to spend (seeds included).
-        student: a zoo name (built with the oracle's shapes) or a ``keras.Model``.
-        lam: augmentation step ``lambda``; tau: flip its sign every ``tau`` rounds.
+        student: a zoo name (built with the oracle's shapes behind a layer mapping its input
+            range onto [0, 1], or standardising unbounded inputs with ``seed_x``; ``"auto"``:
+            LeNet-5 for images, an MLP for feature vectors) or a ``keras.Model``.
+        lam: augmentation step ``lambda``, a share of the input range's width (of each feature's
+            spread in ``seed_x`` when the range is unbounded); tau: flip its sign every ``tau`` rounds.
         epochs: substitute epochs after each round.
         eval_data: ``(x_test, y_test)`` for the accuracy field.
         strategy: a ``tf.distribute.Strategy`` for the substitute's training (default: the
@@ -65,7 +68,7 @@ def jacobian_augmentation(oracle, seed_x, *, budget: int, student="lenet5", lam:
     import keras
 
     from tfmodelsec.models.train import fit_seeded
-    from tfmodelsec.models.zoo import build_model
+    from tfmodelsec.models.zoo import build_model, with_input_scaling
     from tfmodelsec.utils import Timer, resolve_strategy, set_seed
 
     check_positive("budget", budget, integer=True)
@@ -76,12 +79,14 @@ def jacobian_augmentation(oracle, seed_x, *, budget: int, student="lenet5", lam:
     if len(seed_x) == 0 or len(seed_x) > budget:
         raise ValueError(f"`seed_x` must hold 1 to budget={budget} samples. Received {len(seed_x)}")
     set_seed(seed)
-    lo, hi = oracle.input_range
+    bounds = oracle.input_range
+    lo, hi = bounds if bounds is not None else (-np.inf, np.inf)
+    step = lam * ((hi - lo) if bounds is not None else np.maximum(seed_x.std(axis=0), 1e-6))
     strategy = resolve_strategy(strategy)
     with Timer() as timer:
         with strategy.scope():
-            model = (build_model(student, oracle.input_shape, oracle.num_classes) if isinstance(student, str)
-                     else student)
+            model = (with_input_scaling(build_model(student, oracle.input_shape, oracle.num_classes), bounds, seed_x)
+                     if isinstance(student, str) else student)
             model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="categorical_crossentropy")
         jac = _jacobian_sign_fn(model)
         x, answers = seed_x, oracle(seed_x)
@@ -93,7 +98,7 @@ def jacobian_augmentation(oracle, seed_x, *, budget: int, student="lenet5", lam:
             left = budget - spent
             if left <= 0:
                 break
-            sign = lam if (rounds - 1) // tau % 2 == 0 else -lam
+            sign = step if (rounds - 1) // tau % 2 == 0 else -step
             pick = np.random.default_rng(seed + rounds).permutation(len(x))[:left]
             labels = answers[pick].argmax(1).astype(np.int32)
             grads = np.concatenate([jac(x[pick][i:i + 1024], labels[i:i + 1024]).numpy()

@@ -13,7 +13,9 @@ __all__ = ["DEFENSES", "defended_model", "defense_name", "load_defense", "make_d
 DEFENSES = ("none", "gaussian", "reverse_sigmoid", "rounding", "topk", "label", "mad", "mad_argmax",
             "apgp_all", "apgp_top1", "apmsa_fgsm", "apmsa_pgd", "apmsa_cw")
 
-# Defaults tuned on 28x28 MNIST-like inputs in [0, 1]; override through **params.
+# Defaults tuned on 28x28 MNIST-like inputs in [0, 1]; the radius is scaled to the victim's input
+# range (its width; for unbounded inputs the mean per-feature spread of ``x``, else 1). Override
+# through **params (taken as given, unscaled).
 _APMSA_DEFAULTS = {"fgsm": {"eps": 0.25, "steps": 5}, "pgd": {"eps": 0.25, "steps": 5},
                    "cw": {"eps": 3.0, "steps": 5, "c": 1.0}}
 _APGP_DEFAULTS = {"epochs": 10, "batch_size": 256, "learning_rate": 3e-2}
@@ -38,7 +40,8 @@ def make_defense(name: str, victim, *, x=None, seed: int = 0, strategy=None, ver
         name: one of :data:`DEFENSES` or ``apgp_topK`` (``K`` an integer).
             ``"none"`` returns ``None`` (no defense).
         victim: a Victim, keras.Model or path.
-        x: the owner's inputs: needed to train APGP (a seeded subset of at most 10k is used).
+        x: the owner's inputs: needed to train APGP (a seeded subset of at most 10k is used);
+            also sets APMSA's default radius for a victim with unbounded inputs.
         seed: seeds noise, surrogate initialisation and APGP training.
         strategy: a ``tf.distribute.Strategy`` for APGP's training (default: the current
             one); the other defenses train nothing and ignore it.
@@ -100,7 +103,13 @@ def make_defense(name: str, victim, *, x=None, seed: int = 0, strategy=None, ver
         method = key[len("apmsa_"):]
         if method not in _APMSA_DEFAULTS:
             raise ValueError(f"`name` must be apmsa_fgsm, apmsa_pgd or apmsa_cw. Received: name={name!r}")
-        return APMSA(victim, method=method, **{**_APMSA_DEFAULTS[method], **params})
+        defaults = dict(_APMSA_DEFAULTS[method])
+        rng = victim.input_range
+        width = (rng[1] - rng[0]) if rng is not None else (
+            float(np.mean(np.std(np.asarray(x, np.float32), axis=0))) if x is not None else 1.0)
+        defaults["eps"] = defaults["eps"] * width
+        clip = {"clip_min": None, "clip_max": None} if rng is None else {"clip_min": rng[0], "clip_max": rng[1]}
+        return APMSA(victim, method=method, **{**defaults, **clip, **params})
     raise ValueError(f"`name` must be one of {list(DEFENSES)} (or apgp_topK). Received: name={name!r}")
 
 

@@ -15,6 +15,7 @@ from tfmodelsec.errors import ModelLoadError
 from tfmodelsec.export.signature import (ENDPOINT, INPUT_NAME, METADATA_FILE, OUTPUT_KEYS, SUM_TOLERANCE,
                                          describe_signatures, resolve_version_dir)
 from tfmodelsec.models.io import as_victim
+from tfmodelsec.models.ranges import random_inputs
 from tfmodelsec.utils import check_positive
 
 __all__ = ["ExportCheck", "check_export"]
@@ -143,8 +144,10 @@ def check_export(path, victim=None, defense=None, *, batch_size: int = 8, seed: 
     shape = list(spec[INPUT_NAME].shape) if INPUT_NAME in spec else list(next(iter(spec.values())).shape)
     sample_shape = [batch_size if d is None else int(d) for d in shape]
     victim = None if victim is None else as_victim(victim)
-    lo, hi = victim.input_range if victim is not None else (0.0, 1.0)
-    x = np.random.default_rng(seed).uniform(lo, hi, sample_shape).astype(np.float32)
+    # the victim's own range (standard normal for unbounded inputs); without a victim, the range the
+    # export's metadata records, else [0, 1]
+    recorded = ((metadata or {}).get("victim") or {}).get("input_range", [0.0, 1.0])
+    x = random_inputs(victim.input_range if victim is not None else recorded, sample_shape, seed)
     key = INPUT_NAME if INPUT_NAME in spec else next(iter(spec))
 
     def answer():

@@ -29,6 +29,7 @@ import numpy as np
 
 from tfmodelsec.export.signature import ENDPOINT, INPUT_NAME, METADATA_FILE, OUTPUT_KEYS
 from tfmodelsec.models.io import Victim, as_victim
+from tfmodelsec.models.ranges import random_inputs
 
 __all__ = ["check_defense", "export_defended", "serving_function"]
 
@@ -91,8 +92,7 @@ def check_defense(victim: Victim, defense) -> None:
             f"`defense` {_defense_name(defense)} was built for num_classes={int(declared)} but the "
             f"victim has {victim.num_classes} classes"
         )
-    lo, hi = victim.input_range
-    probe = np.random.default_rng(0).uniform(lo, hi, (_PROBE_ROWS, *victim.input_shape)).astype(np.float32)
+    probe = random_inputs(victim.input_range, (_PROBE_ROWS, *victim.input_shape), 0)
     try:
         out = np.asarray(serving_function(victim, defense)(probe)["probabilities"])
     except Exception as exc:  # a shape clash surfaces as any of several TF/Keras errors

@@ -14,7 +14,7 @@ import os
 import tempfile
 import warnings
 import zipfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -43,16 +43,27 @@ class Victim:
         input_shape: one sample's shape, e.g. ``(28, 28, 1)``.
         num_classes: number of outputs.
         output_kind: ``"probabilities"`` or ``"logits"`` (detected at load).
-        input_range: the valid range of input values, ``(0.0, 1.0)`` by default.
+        input_range: ``(low, high)`` of valid input values, or ``None`` for unbounded inputs
+            (e.g. standardised features). See :mod:`tfmodelsec.models.ranges` for how it is set.
         source: where it was loaded from, if anywhere.
+        range_origin: where ``input_range`` came from: ``"user"`` (given), ``"model"`` (a
+            ``Rescaling`` layer at the input), ``"normalization"`` (a ``Normalization`` layer:
+            raw values, no bounds), ``"assumed"`` (nothing says; ``(0, 1)``) or ``"data"``
+            (adopted from the dataset by :func:`~tfmodelsec.models.ranges.align_data`).
+        range_note: one line saying why, e.g. which layer.
+        image_shape: for a flat-input victim fed images (set by ``align_data``), the image
+            shape its inputs come from; results are shown at that shape.
     """
 
     model: Any = field(repr=False)
     input_shape: tuple
     num_classes: int
     output_kind: str
-    input_range: tuple = (0.0, 1.0)
+    input_range: tuple | None = (0.0, 1.0)
     source: str | None = None
+    range_origin: str = "assumed"
+    range_note: str = ""
+    image_shape: tuple | None = None
 
     def __post_init__(self):
         if self.output_kind not in ("probabilities", "logits"):
@@ -60,9 +71,10 @@ class Victim:
                 "`output_kind` must be 'probabilities' or 'logits'. "
                 f"Received: output_kind={self.output_kind!r}"
             )
-        lo, hi = self.input_range
-        if not lo < hi:
-            raise ValueError(f"`input_range` must be (low, high) with low < high. Received: {self.input_range!r}")
+        if self.input_range is not None:
+            from tfmodelsec.models.ranges import parse_input_range
+
+            object.__setattr__(self, "input_range", parse_input_range(self.input_range))
 
     @cached_property
     def probability_model(self):
@@ -115,7 +127,9 @@ class Victim:
             "input_shape": list(self.input_shape),
             "num_classes": self.num_classes,
             "output_kind": self.output_kind,
-            "input_range": list(self.input_range),
+            "input_range": None if self.input_range is None else list(self.input_range),
+            "input_range_source": f"{self.range_origin}: {self.range_note}" if self.range_note else self.range_origin,
+            **({"image_shape": list(self.image_shape)} if self.image_shape else {}),
             "parameters": self.parameter_count,
         }
 
@@ -324,21 +338,29 @@ def _detect_output_kind(model, input_shape, input_range) -> str:
     activation = getattr(last, "activation", None)
     if getattr(activation, "__name__", "") == "softmax" or type(last).__name__ == "Softmax":
         return "probabilities"
-    rng = np.random.default_rng(0)
-    lo, hi = input_range
-    probe = rng.uniform(lo, hi, size=(_PROBE_ROWS, *input_shape)).astype(np.float32)
+    from tfmodelsec.models.ranges import random_inputs
+
+    probe = random_inputs(input_range, (_PROBE_ROWS, *input_shape), 0)
     out = np.asarray(model(probe, training=False))
     if np.all(out >= 0) and np.allclose(out.sum(axis=1), 1.0, atol=_SUM_TOLERANCE):
         return "probabilities"
     return "logits"
 
 
-def as_victim(model, *, output_kind: str | None = None, input_range=(0.0, 1.0), source=None) -> Victim:
-    """Wrap a ``keras.Model`` (or return a :class:`Victim` / load a path) as a Victim."""
+def as_victim(model, *, output_kind: str | None = None, input_range="auto", source=None) -> Victim:
+    """Wrap a ``keras.Model`` (or return a :class:`Victim` / load a path) as a Victim.
+
+    ``input_range``: ``"auto"`` (detect it, see :func:`~tfmodelsec.models.ranges.detect_input_range`),
+    ``(low, high)``, ``"LO,HI"``, or ``None`` / ``"none"`` for unbounded inputs. Given for a
+    Victim, it replaces the Victim's range.
+    """
     import keras
 
+    from tfmodelsec.models.ranges import with_input_range
+
     if isinstance(model, Victim):
-        return model
+        return model if isinstance(input_range, str) and input_range == "auto" else \
+            with_input_range(model, input_range)
     if isinstance(model, (str, os.PathLike)):
         return load_victim(model, input_range=input_range)
     if not isinstance(model, keras.Model):
@@ -359,18 +381,22 @@ def as_victim(model, *, output_kind: str | None = None, input_range=(0.0, 1.0), 
             f"{source or model.name}: expected a classifier output of shape (batch, classes >= 2); "
             f"got {tuple(out_shape)}"
         )
-    kind = output_kind or _detect_output_kind(model, input_shape, input_range)
-    return Victim(model, input_shape, int(out_shape[-1]), kind, tuple(input_range), source)
+    victim = with_input_range(Victim(model, input_shape, int(out_shape[-1]), "probabilities", source=source),
+                              input_range)
+    kind = output_kind or _detect_output_kind(model, input_shape, victim.input_range)
+    return replace(victim, output_kind=kind)
 
 
-def load_victim(path, *, safe_mode: bool = True, input_range=(0.0, 1.0), output_kind: str | None = None) -> Victim:
+def load_victim(path, *, safe_mode: bool = True, input_range="auto", output_kind: str | None = None) -> Victim:
     """Load a classifier from ``.h5``, ``.keras`` or a SavedModel directory.
 
     Args:
         path: the model file or SavedModel directory.
         safe_mode: refuse files that would run stored code (Lambda layers, unknown
             custom layers). ``False`` is an explicit opt-in for trusted files.
-        input_range: the valid input range (default ``(0, 1)``).
+        input_range: ``"auto"`` (default: a ``Rescaling`` / ``Normalization`` layer at the
+            input says, else ``(0, 1)`` is assumed until data is aligned), ``(low, high)``,
+            ``"LO,HI"``, or ``None`` / ``"none"`` for unbounded inputs.
         output_kind: force ``"probabilities"`` or ``"logits"`` instead of detecting it.
 
     Returns:

@@ -33,15 +33,15 @@ class TrainResult:
         )
 
 
-def _build_in_scope(model, input_shape, num_classes, strategy):
-    """Return a model whose variables live under ``strategy``'s scope."""
+def _build_in_scope(model, input_shape, num_classes, strategy, input_range=(0.0, 1.0)):
+    """Return a model whose variables live under ``strategy``'s scope (a zoo model takes ``input_range``)."""
     import keras
 
     from tfmodelsec.models.zoo import build_model
 
     with strategy.scope():
         if isinstance(model, str):
-            return build_model(model, input_shape, num_classes)
+            return build_model(model, input_shape, num_classes, input_range=input_range)
         if callable(model) and not isinstance(model, keras.Model):
             return model()
         if not isinstance(model, keras.Model):
@@ -157,6 +157,7 @@ def train_classifier(
     check_positive("batch_size", batch_size, integer=True)
     check_positive("learning_rate", learning_rate)
     schedule = check_choice("schedule", schedule, ("constant", "cosine"))
+    value_range = (0.0, 1.0)
     if isinstance(data, tuple):
         x_train, y_train = data
         x_test = y_test = None
@@ -164,13 +165,14 @@ def train_classifier(
     else:
         x_train, y_train, x_test, y_test = data.x_train, data.y_train, data.x_test, data.y_test
         num_classes = data.num_classes
+        value_range = data.value_range  # a zoo model taking 0..255 pixels scales them to [0, 1] first
     x_train = np.asarray(x_train, np.float32)
     y_train = np.asarray(y_train, np.int64)
     if len(x_train) == 0:
         raise ValueError("`data` has no training samples")
     strategy = resolve_strategy(strategy)
     set_seed(seed)
-    net = _build_in_scope(model, x_train.shape[1:], num_classes, strategy)
+    net = _build_in_scope(model, x_train.shape[1:], num_classes, strategy, value_range)
     lr = learning_rate
     if schedule == "cosine":
         steps = int(epochs) * int(np.ceil(len(x_train) / int(batch_size)))

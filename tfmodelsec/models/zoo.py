@@ -1,9 +1,11 @@
 """Reference architectures (Keras Functional API, softmax outputs, any input shape).
 
 ``lenet5`` is the victim of the stealing papers; ``mlp`` the 784-128-10 model of the
-input-recovery lab; ``c3f2`` and ``small_cnn`` are common victims/students in the
+input-recovery lab (it takes any input: images are flattened, feature vectors used as
+they are); ``c3f2`` and ``small_cnn`` are common victims/students in the
 model-stealing literature; ``resnet18`` is the CIFAR-size ResNet (He et al. 2016,
-3x3 stem, no max-pool) for larger audits.
+3x3 stem, no max-pool) for larger audits. ``"auto"`` picks ``lenet5`` for images and
+``mlp`` for feature vectors (:func:`default_architecture`).
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ from typing import Callable
 import keras
 from keras import layers
 
-__all__ = ["lenet5", "mlp", "c3f2", "small_cnn", "resnet18", "build_model", "MODELS"]
+__all__ = ["lenet5", "mlp", "c3f2", "small_cnn", "resnet18", "build_model", "MODELS", "IMAGE_MODELS",
+           "default_architecture", "with_input_scaling"]
 
 
 def _check_shape(input_shape, num_classes):
@@ -132,8 +135,57 @@ MODELS: dict[str, Callable[..., keras.Model]] = {
 }
 
 
-def build_model(name: str, input_shape, num_classes: int, **kwargs) -> keras.Model:
-    """Build a zoo model by name (``lenet5``, ``mlp``, ``c3f2``, ``small_cnn``, ``resnet18``)."""
+#: Architectures that need image inputs (height, width, channels).
+IMAGE_MODELS = ("lenet5", "c3f2", "small_cnn", "resnet18")
+
+
+def default_architecture(input_shape) -> str:
+    """``"lenet5"`` for images of at least 8x8, ``"mlp"`` for anything else (feature vectors, tiny images)."""
+    shape = tuple(input_shape)
+    return "lenet5" if len(shape) == 3 and min(shape[:2]) >= 8 else "mlp"
+
+
+def build_model(name: str, input_shape, num_classes: int, *, input_range=(0.0, 1.0), **kwargs) -> keras.Model:
+    """Build a zoo model by name (``lenet5``, ``mlp``, ``c3f2``, ``small_cnn``, ``resnet18``, or ``auto``).
+
+    ``input_range``: the range of the data it will take; a bounded range other than ``[0, 1]``
+    (e.g. raw 0..255 pixels) puts a ``Rescaling`` onto ``[0, 1]`` in front (no weights, so the
+    weight list is the architecture's own); ``None`` (unbounded features) takes them as they are.
+
+    Raises:
+        ValueError: an unknown name, or an image architecture for inputs that are not images.
+    """
+    if name == "auto":
+        name = default_architecture(input_shape)
     if name not in MODELS:
-        raise ValueError(f"`model` must be one of {sorted(MODELS)}. Received: model={name!r}")
-    return MODELS[name](tuple(input_shape), num_classes, **kwargs)
+        raise ValueError(f"`model` must be one of {sorted(MODELS)} or 'auto'. Received: model={name!r}")
+    if name in IMAGE_MODELS and len(tuple(input_shape)) != 3:
+        raise ValueError(f"`model` {name!r} takes images (height, width, channels) but the inputs have shape "
+                         f"{tuple(input_shape)}: use 'mlp' (or 'auto') for feature vectors")
+    model = MODELS[name](tuple(input_shape), num_classes, **kwargs)
+    return model if input_range is None else with_input_scaling(model, input_range)
+
+
+def with_input_scaling(model: keras.Model, input_range, x=None, *, name: str | None = None) -> keras.Model:
+    """``model`` behind a layer that maps the victim's input range onto the unit range it trains well on.
+
+    A bounded range other than ``[0, 1]`` gets ``Rescaling`` onto ``[0, 1]``; an unbounded one
+    (``None``) gets a ``Normalization`` adapted on ``x`` (the attacker's own data: per-feature
+    mean and variance); ``[0, 1]`` (or ``None`` without ``x``) returns ``model`` unchanged. Both
+    layers are Keras' own, so the result saves and loads under safe mode.
+    """
+    import numpy as np
+
+    shape = tuple(int(d) for d in model.inputs[0].shape[1:])
+    if input_range is not None:
+        lo, hi = (float(v) for v in input_range)
+        if (lo, hi) == (0.0, 1.0):
+            return model
+        scale = keras.layers.Rescaling(1.0 / (hi - lo), offset=-lo / (hi - lo), name="to_unit_range")
+    elif x is None:
+        return model
+    else:
+        scale = keras.layers.Normalization(axis=-1, name="standardise")
+        scale.adapt(np.asarray(x, np.float32).reshape(len(x), *shape))
+    inputs = keras.Input(shape=shape, name="inputs")
+    return keras.Model(inputs, model(scale(inputs)), name=name or model.name)

@@ -94,6 +94,7 @@ class BlockTrainer:
         optimizer: ``"sgd"`` (plain, stateless) or ``"adam"``.
         learning_rate, batch_size: per block.
         strategy: a ``tf.distribute.Strategy``; ``None`` uses the current default.
+        input_range: the data's value range (a zoo model scales a bounded one onto [0, 1]).
     """
 
     def __init__(
@@ -106,6 +107,7 @@ class BlockTrainer:
         learning_rate: float = 0.05,
         batch_size: int = 32,
         strategy=None,
+        input_range=(0.0, 1.0),
     ):
         import keras
         import tensorflow as tf
@@ -120,7 +122,7 @@ class BlockTrainer:
         self._default_strategy = type(self.strategy).__name__ == "_DefaultDistributionStrategy"
         self.batch_size = int(batch_size)
         with self.strategy.scope():
-            self.model = build_model(model, tuple(input_shape), int(num_classes))
+            self.model = build_model(model, tuple(input_shape), int(num_classes), input_range=input_range)
             if optimizer == "sgd":
                 self.optimizer = keras.optimizers.SGD(learning_rate)
             else:
@@ -202,7 +204,7 @@ _CACHE: dict = {}
 
 
 def get_trainer(
-    model, input_shape, num_classes, *, optimizer, learning_rate, batch_size, strategy=None
+    model, input_shape, num_classes, *, optimizer, learning_rate, batch_size, strategy=None, input_range=(0.0, 1.0)
 ) -> BlockTrainer:
     """A :class:`BlockTrainer` for these settings, reused across calls (compiled once)."""
     strategy = resolve_strategy(strategy)
@@ -214,6 +216,7 @@ def get_trainer(
         float(learning_rate),
         int(batch_size),
         id(strategy),
+        None if input_range is None else tuple(float(v) for v in input_range),
     )
     if key not in _CACHE:
         if len(_CACHE) >= 4:  # a few live models at most
@@ -226,5 +229,6 @@ def get_trainer(
             learning_rate=learning_rate,
             batch_size=batch_size,
             strategy=strategy,
+            input_range=input_range,
         )
     return _CACHE[key]

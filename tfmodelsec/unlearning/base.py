@@ -129,7 +129,7 @@ def checked_trainer(chain, strategy=None):
 def _model_from(config, weights):
     from tfmodelsec.models.zoo import build_model
 
-    net = build_model(config.model, config.input_shape, config.num_classes)
+    net = build_model(config.model, config.input_shape, config.num_classes, input_range=config.input_range)
     net.set_weights(weights)
     return net
 

@@ -60,9 +60,14 @@ class ChainConfig:
     optimizer: str = "sgd"
     seed: int = 0
     data_sha256: str = ""
+    # the data's value range: a bounded one other than [0, 1] is scaled inside the model (manifests
+    # written before this field hold [0, 1] data)
+    input_range: tuple | None = (0.0, 1.0)
 
     def __post_init__(self):
         object.__setattr__(self, "input_shape", tuple(int(d) for d in self.input_shape))
+        if self.input_range is not None:
+            object.__setattr__(self, "input_range", tuple(float(v) for v in self.input_range))
         for name in ("n_train", "num_classes", "blocks", "epochs_per_block", "batch_size"):
             check_positive(name, getattr(self, name), integer=True)
         check_positive("learning_rate", self.learning_rate)
@@ -76,6 +81,7 @@ class ChainConfig:
     def to_dict(self) -> dict:
         d = asdict(self)
         d["input_shape"] = list(self.input_shape)
+        d["input_range"] = None if self.input_range is None else list(self.input_range)
         return d
 
     @classmethod
@@ -92,6 +98,7 @@ class ChainConfig:
             learning_rate=self.learning_rate,
             batch_size=self.batch_size,
             strategy=strategy,
+            input_range=self.input_range,
         )
 
 
@@ -238,7 +245,8 @@ class Chain:
         from tfmodelsec.models.zoo import build_model
 
         i = len(self.checkpoints) - 1 if i is None else i
-        net = build_model(self.config.model, self.config.input_shape, self.config.num_classes)
+        net = build_model(self.config.model, self.config.input_shape, self.config.num_classes,
+                          input_range=self.config.input_range)
         net.set_weights(self.weights(i))
         return net
 
@@ -382,6 +390,7 @@ def train_chain(
         optimizer=optimizer,
         seed=seed,
         data_sha256=data_fingerprint(x, y),
+        input_range=getattr(data, "value_range", (0.0, 1.0)),
     )
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -411,7 +420,8 @@ def train_chain(
         set_seed(seed)
         from tfmodelsec.models.zoo import build_model
 
-        weights = build_model(model, config.input_shape, config.num_classes).get_weights()
+        weights = build_model(model, config.input_shape, config.num_classes,
+                              input_range=config.input_range).get_weights()
         chain.checkpoints = [_save_weights(out / "m_0000.npz", weights)]
         chain._write_manifest()
         start = 1

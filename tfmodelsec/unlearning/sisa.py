@@ -119,7 +119,7 @@ class Sisa:
         inputs = keras.Input(tuple(c["input_shape"]), name="inputs")
         outs = []
         for s, w in enumerate(shard_weights):
-            net = build_model(c["model"], c["input_shape"], c["num_classes"])
+            net = build_model(c["model"], c["input_shape"], c["num_classes"], input_range=_input_range(c))
             net.set_weights(w)
             net.name = f"shard_{s}"
             outs.append(net(inputs))
@@ -168,8 +168,15 @@ def _sisa_plan(model, data, shards, slices, epochs_per_slice, batch_size, learni
         "optimizer": optimizer,
         "seed": seed,
         "data_sha256": data_fingerprint(x, y),
+        "input_range": None if getattr(data, "value_range", (0, 1)) is None else list(data.value_range),
     }
     return x, y, parts, config
+
+
+def _input_range(config):
+    """The data's value range the shards' models take (ensembles written before it was stored: [0, 1])."""
+    value = config.get("input_range", [0.0, 1.0])
+    return None if value is None else tuple(value)
 
 
 def _train_shards(config, x, y, parts, shard_ids, out: Path, strategy, verbose) -> list:
@@ -185,12 +192,13 @@ def _train_shards(config, x, y, parts, shard_ids, out: Path, strategy, verbose) 
         learning_rate=c["learning_rate"],
         batch_size=c["batch_size"],
         strategy=strategy,
+        input_range=_input_range(c),
     )
     R = c["slices"]
     checkpoints, bar = [], progbar(len(shard_ids) * R, verbose=verbose, unit_name="stage")
     for k, s in enumerate(shard_ids):
         set_seed(c["seed"] + s)
-        w0 = build_model(c["model"], x.shape[1:], c["num_classes"]).get_weights()
+        w0 = build_model(c["model"], x.shape[1:], c["num_classes"], input_range=_input_range(c)).get_weights()
         entries = [_save_weights(out / f"s{s:02d}_r00.npz", w0)]
         for r, w in _train_stages(
             trainer, w0, parts[s], x, y, lambda ids: None, c["seed"], s, 1, R, c["epochs_per_slice"]
@@ -330,6 +338,7 @@ def unlearn_sisa(sisa: Sisa, delete_ids, *, data, strategy=None, verbose: int = 
         learning_rate=c["learning_rate"],
         batch_size=c["batch_size"],
         strategy=strategy,
+        input_range=_input_range(c),
     )
     start = time.perf_counter()
     shard_of, slice_of = sisa.locate(ids)

@@ -141,14 +141,18 @@ def _distiller_class():
     return Distiller
 
 
-def _build_student(student, shape, num_classes, strategy):
+def _build_student(student, shape, num_classes, strategy, input_range=(0.0, 1.0), x=None):
+    """A zoo name (``"auto"``: LeNet-5 for images, an MLP for feature vectors) is built behind a
+    layer mapping the victim's input range onto [0, 1], or standardising unbounded inputs with the
+    mean and variance of ``x`` (the attacker's own data), so 0..255 pixels or raw features train
+    as well as [0, 1] images; a given model or callable is used as is."""
     import keras
 
-    from tfmodelsec.models.zoo import build_model
+    from tfmodelsec.models.zoo import build_model, with_input_scaling
 
     with strategy.scope():
         if isinstance(student, str):
-            return build_model(student, shape, num_classes)
+            return with_input_scaling(build_model(student, shape, num_classes), input_range, x)
         if isinstance(student, keras.Model):
             return student
         if callable(student):
@@ -176,9 +180,10 @@ def evaluate_student(student, victim, x, y, *, transfer_eps: float = 0.3, transf
                      batch_size: int = 1024) -> dict:
     """Accuracy, fidelity and FGSM transferability of ``student`` against ``victim``.
 
-    Transferability: FGSM (L-inf, ``transfer_eps``) on the student from the first
-    ``transfer_samples`` test samples the victim classifies correctly; the share the
-    victim then gets wrong. Uses the victim directly (owner-side evaluation).
+    Transferability: FGSM (L-inf, ``transfer_eps`` times the width of the victim's input
+    range, or times each feature's spread in ``x`` for an unbounded range) on the student
+    from the first ``transfer_samples`` test samples the victim classifies correctly; the
+    share the victim then gets wrong. Uses the victim directly (owner-side evaluation).
     """
     from tfmodelsec.attacks.evasion import fgsm
     from tfmodelsec.models.io import as_victim
@@ -193,13 +198,17 @@ def evaluate_student(student, victim, x, y, *, transfer_eps: float = 0.3, transf
     if transfer_samples and transfer_eps > 0:
         ok = np.flatnonzero(pred_v == y)[: int(transfer_samples)]
         if len(ok):
-            lo, hi = victim.input_range
-            adv = fgsm(student, x[ok], y[ok], eps=float(transfer_eps), clip_min=lo, clip_max=hi)
+            if victim.input_range is not None:  # eps is a share of the range's width
+                lo, hi = victim.input_range
+                adv = fgsm(student, x[ok], y[ok], eps=float(transfer_eps) * (hi - lo), clip_min=lo, clip_max=hi)
+            else:  # unbounded: a share of each feature's spread, the sign step of an unclipped FGSM
+                step = fgsm(student, x[ok], y[ok], eps=1.0, clip_min=None, clip_max=None) - x[ok]
+                adv = x[ok] + float(transfer_eps) * np.maximum(x.std(axis=0), 1e-6) * step
             out["transferability"] = float(np.mean(victim.predict_labels(adv) != y[ok]))
     return out
 
 
-def steal(oracle, queries, *, student="lenet5", loss: str = "kl", temperature: float = 4.0, epochs: int = 30,
+def steal(oracle, queries, *, student="auto", loss: str = "kl", temperature: float = 4.0, epochs: int = 30,
           batch_size: int = 64, learning_rate: float = 3e-3, unlabeled=None,
           semi_supervised: SemiSupervised | bool | None = None, active_queries: int = 0, active_rounds: int = 1,
           augment: bool = True, eval_data=None,
@@ -209,8 +218,11 @@ def steal(oracle, queries, *, student="lenet5", loss: str = "kl", temperature: f
     Args:
         oracle: a :class:`~tfmodelsec.oracle.BlackBox` (the only access to the victim).
         queries: samples to query, shaped like the victim's input; every one is counted.
-        student: a zoo name, a ``keras.Model`` with probability outputs (trained in place)
-            or a zero-argument callable building one (under ``strategy.scope()``).
+        student: a zoo name (``"auto"``: LeNet-5 for images, an MLP for feature vectors; built
+            behind a layer that maps the victim's input range onto [0, 1], or standardises
+            unbounded inputs with the attacker's pool), a ``keras.Model`` with probability
+            outputs (trained in place) or a zero-argument callable building one (under
+            ``strategy.scope()``).
         loss: ``"kl"``, ``"mse"`` or ``"hard"`` (see the module docstring).
         temperature: ``tau`` of the KL loss.
         epochs: distillation epochs (each sees >= 2048 samples; small sets are repeated).
@@ -287,7 +299,8 @@ def steal(oracle, queries, *, student="lenet5", loss: str = "kl", temperature: f
     y_q = _packed(answers, True)
 
     set_seed(seed)
-    net = _build_student(student, shape, oracle.num_classes, strategy)
+    net = _build_student(student, shape, oracle.num_classes, strategy, oracle.input_range,
+                         x_q if pool is None else pool)
     with strategy.scope():
         distiller = _distiller_class()(net, loss, temperature, _augmenter(shape, seed) if augment else None)
         distiller.compile(optimizer=keras.optimizers.Adam(learning_rate))

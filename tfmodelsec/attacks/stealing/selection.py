@@ -18,7 +18,13 @@ Methods (He et al., "DRMI", USENIX Security 2021, and the baselines it compares)
 
 The local model of the two model-based baselines is ``model=`` (e.g. the
 attacker's student); by default a freshly initialised LeNet-5 of the pool's shape
-(seeded), since the attacker has no trained model before querying.
+(an MLP for feature vectors; seeded), since the attacker has no trained model before querying.
+
+DRMI's gray levels need values in [0, 1]: the pool is mapped there first
+(:func:`unit_scale`): linearly from its ``value_range`` (0..255 pixels, any bounded
+range), or, for unbounded values such as standardised features, by each feature's rank
+in the candidate set, so the ``levels`` bins of a feature hold equally many candidates
+(quantile bins) and MI compares which records are high or low on the same features.
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ import numpy as np
 
 from tfmodelsec.utils import check_choice, check_positive
 
-__all__ = ["SELECTION_METHODS", "candidate_indices", "check_pool", "select_queries"]
+__all__ = ["SELECTION_METHODS", "candidate_indices", "check_pool", "select_queries", "unit_scale"]
 
 SELECTION_METHODS = ("random", "drmi", "neuron_trace", "correlation", "class_probability")
 # The pairwise methods build an n x n matrix: above this many candidates, a seeded
@@ -55,14 +61,28 @@ def check_pool(pool_x, *, input_shape=None, name: str = "pool_x") -> np.ndarray:
     return arr
 
 
+def unit_scale(x, value_range=(0.0, 1.0)) -> np.ndarray:
+    """``x`` mapped onto [0, 1] for DRMI's gray levels: linearly from ``value_range``, or by each
+    feature's rank among the rows of ``x`` when ``value_range`` is ``None`` (unbounded values)."""
+    x = np.asarray(x, np.float32)
+    if value_range is None:
+        flat = x.reshape(len(x), -1)
+        ranks = np.argsort(np.argsort(flat, axis=0, kind="stable"), axis=0, kind="stable")
+        return (ranks / max(len(x), 1)).astype(np.float32).reshape(x.shape)
+    lo, hi = (float(v) for v in value_range)
+    if (lo, hi) == (0.0, 1.0):
+        return x
+    return ((x - lo) / (hi - lo)).astype(np.float32)
+
+
 def _local_model(model, pool, seed):
     if model is not None:
         return model
-    from tfmodelsec.models.zoo import build_model
+    from tfmodelsec.models.zoo import build_model, default_architecture
     from tfmodelsec.utils import set_seed
 
     set_seed(seed)
-    return build_model("lenet5", pool.shape[1:], 10)
+    return build_model(default_architecture(pool.shape[1:]), pool.shape[1:], 10)
 
 
 def _relu_activations(model, x, batch_size=1024):
@@ -129,7 +149,7 @@ def candidate_indices(pool_size: int, n: int, candidates: int | None, seed: int)
 
 def select_queries(pool_x, n: int, *, method: str = "random", seed: int = 0, input_shape=None,
                    candidates: int | None = DEFAULT_CANDIDATES, levels: int = 8, restarts: int | None = 8,
-                   normalize: bool = False,
+                   normalize: bool = False, value_range=(0.0, 1.0),
                    model=None, cache_dir=None, return_info: bool = False, verbose: int = 0):
     """Choose ``n`` pool samples to query (no query is made here).
 
@@ -148,6 +168,8 @@ def select_queries(pool_x, n: int, *, method: str = "random", seed: int = 0, inp
             Plain MI is bounded by each image's entropy, so its minimum favours images
             with little ink (on MNIST: many 1s and 7s, hardly any 8s); normalising removes
             that pull.
+        value_range: the pool's ``(low, high)``, or ``None`` for unbounded values; ``drmi``
+            quantises after :func:`unit_scale`.
         model: local model for ``neuron_trace`` / ``class_probability``.
         cache_dir: where ``drmi`` caches MI matrices (npz), e.g. across budgets.
         return_info: also return a dict describing the search (cost, seconds, candidates).
@@ -185,7 +207,8 @@ def select_queries(pool_x, n: int, *, method: str = "random", seed: int = 0, inp
     if method == "random":
         picked = rng.choice(len(pool), size=n, replace=False)
     elif method == "drmi":
-        mi = drmi.mutual_information_matrix(pool[cand], levels=levels, cache_dir=cache_dir, verbose=verbose)
+        mi = drmi.mutual_information_matrix(unit_scale(pool[cand], value_range), levels=levels, cache_dir=cache_dir,
+                                            verbose=verbose)
         info["matrix_seconds"] = time.perf_counter() - start
         if normalize:
             h = np.sqrt(np.maximum(np.diag(mi), 1e-12))

@@ -30,15 +30,16 @@ def selected_queries(budget: int, active_share: float) -> int:
 
 
 def sweep(victim, pool, budgets, *, methods=("drmi",), losses=("kl",), seeds=(0,), eval_data=None,
-          student="lenet5", semi_supervised=True, active_share: float = 0.0, selection=None,
+          student="auto", semi_supervised=True, active_share: float = 0.0, selection=None,
           steal_options=None, out_dir=None, cache_dir=None, verbose: int = 1) -> list[dict]:
     """Steal ``victim`` once per seed x method x loss x budget; return one dict per run.
 
     Args:
         victim: the model under attack (a Victim, keras.Model or path); each run sees it
             only through a new ``BlackBox(victim, budget=budget)``.
-        pool: the attacker's unlabeled images; queries are chosen from it and, with
-            ``semi_supervised``, the rest is used without querying.
+        pool: the attacker's unlabeled inputs (images or feature vectors, in the victim's input
+            range); queries are chosen from it and, with ``semi_supervised``, the rest is used
+            without querying.
         budgets: query budgets (each run spends exactly its budget).
         methods: selection methods (see ``SELECTION_METHODS``); losses: ``LOSSES``.
         eval_data: ``(x_test, y_test)`` for accuracy / fidelity / transferability.
@@ -72,7 +73,8 @@ def sweep(victim, pool, budgets, *, methods=("drmi",), losses=("kl",), seeds=(0,
                 n_active = budget - selected_queries(budget, active_share)
                 idx, info = select_queries(pool, budget - n_active, method=method, seed=seed,
                                            input_shape=victim.input_shape, cache_dir=cache_dir,
-                                           return_info=True, **(selection or {}))
+                                           return_info=True, **{"value_range": victim.input_range,
+                                                                **(selection or {})})
                 for loss in losses:
                     oracle = BlackBox(victim, budget=budget)
                     res = steal(oracle, pool[idx], loss=loss, student=student, unlabeled=pool,
