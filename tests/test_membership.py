@@ -238,7 +238,7 @@ def test_split_errors(digits):
 
 # --- command line and audit ---------------------------------------------------------------------
 
-def test_cli_membership_writes_outputs(overfit, tmp_path):
+def test_cli_membership_writes_outputs(overfit, tmp_path, capsys):
     from tfmodelsec.cli import main
     from tfmodelsec.models import save_model
 
@@ -248,14 +248,22 @@ def test_cli_membership_writes_outputs(overfit, tmp_path):
     ids.write_text(" ".join(str(i) for i in range(N_TARGET)))
     out = tmp_path / "mia"
     rc = main(["membership", str(path), "--dataset", "digits", "--members", str(ids), "--attacks",
-               "loss,entropy", "--out", str(out), "--quiet"])
+               "loss,entropy,gap", "--out", str(out), "--quiet"])
     assert rc == 0
     report = json.loads((out / "membership.json").read_text())
-    assert set(report["attacks"]) == {"loss", "entropy"}
-    assert report["attacks"]["loss"]["auc"] > 0.55
+    assert set(report["attacks"]) == {"loss", "entropy", "gap"}
+    loss = report["attacks"]["loss"]
+    assert loss["auc"] > 0.55 and loss["intervals"]["auc"][0] <= loss["auc"] <= loss["intervals"]["auc"][1]
+    assert loss["non_members_at_fpr"] == {"0.001": 0, "0.01": 1}  # 150 non-members: 1% FPR rests on one
     scores = np.load(out / "scores.npz")
     assert scores["loss_scores"].shape == (2 * N_TARGET,) and scores["loss_is_member"].sum() == N_TARGET
     assert (out / "roc.png").stat().st_size > 0
+    label = ["membership", str(path), "--dataset", "digits", "--members", "first:20", "--defense", "label",
+             "--out", str(tmp_path / "label"), "--quiet"]
+    assert main([*label, "--attacks", "label_noise", "--label-queries", "2"]) == 0
+    assert json.loads((tmp_path / "label" / "membership.json").read_text())["defense"] == "label"
+    assert main([*label, "--attacks", "loss"]) == 2
+    assert "one-hot labels" in capsys.readouterr().err
     assert main(["membership", str(path), "--dataset", "digits", "--members", "first:99999",
                  "--out", str(out)]) == 2
     assert main(["membership", str(path), "--dataset", "digits", "--members", "first:10",

@@ -76,13 +76,14 @@ def test_bootstrap_matches_sklearn_points_and_covers_the_true_tpr():
     # members ~ N(1.5, 1), non-members ~ N(0, 1): true TPR at 1% FPR and AUC are known
     true_tpr, true_auc = 1 - norm.cdf(norm.ppf(0.99) - 1.5), norm.cdf(1.5 / np.sqrt(2))
     covered_tpr = covered_auc = 0
-    for seed in range(10):
+    for seed in range(20):
         r = np.random.default_rng(seed)
-        s = np.r_[r.normal(1.5, 1, 1000), r.normal(0, 1, 1000)]
-        ci = bootstrap_intervals(np.repeat([1, 0], 1000), s, n_boot=200, seed=seed)
+        s = np.r_[r.normal(1.5, 1, 500), r.normal(0, 1, 500)]
+        ci = bootstrap_intervals(np.repeat([1, 0], 500), s, n_boot=200, seed=seed)
         covered_tpr += ci["tpr_at_fpr_0.01"][0] <= true_tpr <= ci["tpr_at_fpr_0.01"][1]
         covered_auc += ci["auc"][0] <= true_auc <= ci["auc"][1]
-    assert covered_tpr >= 8 and covered_auc >= 8  # nominal 95%: 8 of 10 fails with probability ~1%
+    # nominal 95%: a correct interval covers fewer than 16 of 20 with probability 0.3%
+    assert covered_tpr >= 16 and covered_auc >= 16, (covered_tpr, covered_auc)
     assert bootstrap_intervals([1, 1, 0, 0], [4, 3, 2, 1], n_boot=50)["auc"] == (1.0, 1.0)
     assert non_members_at_fpr(5000, 0.001) == 5 and non_members_at_fpr(2500, 0.001) == 2
     with pytest.raises(ValueError, match="n_boot"):
@@ -102,16 +103,16 @@ def test_batched_reference_models_equal_separate_ones(digits):
         return keras.Model(inputs, keras.layers.Dense(10, activation="softmax")(hidden))
 
     x, y = digits.x_train[:120], digits.y_train[:120]
-    subsets = [np.arange(0, 120, 2), np.arange(1, 120, 2), np.arange(0, 50)]  # sizes 60, 60, 50: two groups
-    training = ShadowTraining(epochs=2, batch_size=16, learning_rate=3e-3, schedule="cosine")  # 60 = 3*16 + 12
-    together = train_models(build, x, y, subsets, [5, 6, 7], training, at_once=3, verbose=0)
-    apart = train_models(build, x, y, subsets, [5, 6, 7], training, at_once=1, verbose=0)
+    subsets = [np.arange(0, 120, 2), np.arange(1, 120, 2)]  # a complementary pair of 60 records each
+    training = ShadowTraining(epochs=1, batch_size=16, learning_rate=3e-3, schedule="cosine")  # 60 = 3*16 + 12
+    together = train_models(build, x, y, subsets, [5, 6], training, at_once=2, verbose=0)
+    apart = train_models(build, x, y, subsets, [5, 6], training, at_once=1, verbose=0)  # train_classifier each
     for a, b in zip(together, apart, strict=True):
         for wa, wb in zip(a.get_weights(), b.get_weights(), strict=True):
             np.testing.assert_allclose(wa, wb, atol=1e-6)
-    sa, sb = predict_signals(together, x, y), predict_signals(apart, x, y)
-    np.testing.assert_allclose(sa["confidences"], sb["confidences"], atol=1e-4)
-    assert sa["logit_confidences"] is not None and sa["correct"].shape == (3, 120)
+    assert not np.allclose(together[0].get_weights()[0], together[1].get_weights()[0])  # their own weights
+    signals = predict_signals(together, x, y)
+    assert signals["confidences"].shape == signals["logit_confidences"].shape == (2, 120)
 
 
 # --- label-only attacks -----------------------------------------------------------------------
@@ -165,7 +166,7 @@ def tabular():
 @pytest.mark.slow
 def test_every_attack_runs_on_a_tabular_victim(tabular):
     victim, members, non_members, population = tabular
-    training = ShadowTraining(epochs=3, batch_size=32)
+    training = ShadowTraining(epochs=1, batch_size=32)
     kw = dict(population=population, training=training, verbose=0)
     lira = membership_inference(victim, members, non_members, attack="lira", num_shadows=2, **kw)
     assert lira.info["reference_model"] == "victim architecture"
