@@ -22,7 +22,7 @@ PUBLIC_API = {
         "tv_sweep",
     },
     "tfmodelsec.attacks.membership": {
-        "ATTACKS", "LiraShadows", "MembershipResult", "MembershipSplit", "REPORT_FPRS", "ShadowTraining",
+        "ATTACKS", "LabelOnly", "LiraShadows", "MembershipResult", "MembershipSplit", "REPORT_FPRS", "ShadowTraining",
         "membership_inference", "membership_split", "merge_lira_shadows", "results_table", "train_lira_shadows",
     },
     "tfmodelsec.attacks.stealing": {

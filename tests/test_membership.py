@@ -134,20 +134,31 @@ TINY = ShadowTraining(model="mlp", epochs=5, batch_size=64, learning_rate=3e-3)
 
 
 @pytest.mark.slow
-def test_lira_runs_is_seeded_and_reuses_shadows(overfit):
-    victim, members, non_members, _ = overfit
-    kw = dict(attack="lira", num_shadows=3, training=TINY, seed=3, verbose=0)
+def test_lira_and_rmia_share_seeded_reference_models(overfit):
+    victim, members, non_members, population = overfit
+    kw = dict(attack="lira", num_shadows=4, training=TINY, seed=3, population=population, population_size=60,
+              verbose=0)
     r1 = membership_inference(victim, members, non_members, **kw)
     r2 = membership_inference(victim, members, non_members, **kw)
     np.testing.assert_array_equal(r1.scores, r2.scores)
-    assert r1.shadows.keep.sum(axis=0).tolist() == [1] * (2 * N_TARGET)  # 3 // 2 in-models per record
-    assert not r1.info["per_target_variance"]  # one in-model: variance cannot be per record
-    assert np.isfinite(r1.scores).all() and 0.0 <= r1.get_auc() <= 1.0
+    keep = r1.shadows.keep
+    assert keep.sum(axis=0).tolist() == [2] * (2 * N_TARGET)  # every record in exactly half of the models
+    np.testing.assert_array_equal(keep[1], ~keep[0])  # models come in complementary pairs
+    assert r1.info["per_target_variance"] and np.isfinite(r1.scores).all()
+    assert r1.shadows.population_confidences.shape == (4, 60)
     off = membership_inference(victim, members, non_members, attack="lira", online=False, shadows=r1.shadows)
     assert off.attack == "lira_offline" and np.isfinite(off.scores).all()
+    for online in (True, False):  # RMIA on the same models: no training, 60 more victim queries (z)
+        rmia = membership_inference(victim, members, non_members, attack="rmia", online=online, num_references=2,
+                                    population=population, shadows=r1.shadows, population_size=60)
+        assert rmia.info["victim_queries"] == 2 * N_TARGET + 60 and rmia.params["num_references"] == 2
+        assert rmia.get_auc() > 0.5, rmia.summary()
     with pytest.raises(ValueError, match="shadows"):
         membership_inference(victim, members, (non_members[0][:10], non_members[1][:10]), attack="lira",
                              shadows=r1.shadows)
+    with pytest.raises(ValueError, match="same `population`"):
+        membership_inference(victim, members, non_members, attack="rmia", shadows=r1.shadows,
+                             population=(population[0][:-1], population[1][:-1]))
 
 
 def test_lira_trains_shadows_under_a_strategy(overfit):
@@ -190,6 +201,10 @@ def test_bad_input_errors(overfit, digits):
         membership_inference(victim, (x, -np.ones_like(y)), non_members)
     with pytest.raises(ValueError, match="num_shadows"):
         membership_inference(victim, members, non_members, attack="lira", num_shadows=1)
+    with pytest.raises(ValueError, match="population.*overlap"):
+        membership_inference(victim, members, non_members, attack="rmia", population=(x[:20], y[:20]))
+    with pytest.raises(ValueError, match="population"):
+        membership_inference(victim, members, non_members, attack="rmia")
     with pytest.raises(ValueError, match="population"):
         membership_inference(victim, members, non_members, attack="shadow")
     with pytest.raises(ValueError, match="attack"):
@@ -200,7 +215,7 @@ def test_bad_input_errors(overfit, digits):
         ShadowTraining(epochs=0)
     from tfmodelsec.oracle import BlackBox
 
-    with pytest.raises(ValueError, match="label"):
+    with pytest.raises(ValueError, match="answers labels.*label-only attack"):
         membership_inference(BlackBox(victim, output="label"), members, non_members)
 
 
@@ -223,7 +238,7 @@ def test_split_errors(digits):
 
 # --- command line and audit ---------------------------------------------------------------------
 
-def test_cli_membership_writes_outputs(overfit, tmp_path):
+def test_cli_membership_writes_outputs(overfit, tmp_path, capsys):
     from tfmodelsec.cli import main
     from tfmodelsec.models import save_model
 
@@ -233,14 +248,22 @@ def test_cli_membership_writes_outputs(overfit, tmp_path):
     ids.write_text(" ".join(str(i) for i in range(N_TARGET)))
     out = tmp_path / "mia"
     rc = main(["membership", str(path), "--dataset", "digits", "--members", str(ids), "--attacks",
-               "loss,entropy", "--out", str(out), "--quiet"])
+               "loss,entropy,gap", "--out", str(out), "--quiet"])
     assert rc == 0
     report = json.loads((out / "membership.json").read_text())
-    assert set(report["attacks"]) == {"loss", "entropy"}
-    assert report["attacks"]["loss"]["auc"] > 0.55
+    assert set(report["attacks"]) == {"loss", "entropy", "gap"}
+    loss = report["attacks"]["loss"]
+    assert loss["auc"] > 0.55 and loss["intervals"]["auc"][0] <= loss["auc"] <= loss["intervals"]["auc"][1]
+    assert loss["non_members_at_fpr"] == {"0.001": 0, "0.01": 1}  # 150 non-members: 1% FPR rests on one
     scores = np.load(out / "scores.npz")
     assert scores["loss_scores"].shape == (2 * N_TARGET,) and scores["loss_is_member"].sum() == N_TARGET
     assert (out / "roc.png").stat().st_size > 0
+    label = ["membership", str(path), "--dataset", "digits", "--members", "first:20", "--defense", "label",
+             "--out", str(tmp_path / "label"), "--quiet"]
+    assert main([*label, "--attacks", "label_noise", "--label-queries", "2"]) == 0
+    assert json.loads((tmp_path / "label" / "membership.json").read_text())["defense"] == "label"
+    assert main([*label, "--attacks", "loss"]) == 2
+    assert "one-hot labels" in capsys.readouterr().err
     assert main(["membership", str(path), "--dataset", "digits", "--members", "first:99999",
                  "--out", str(out)]) == 2
     assert main(["membership", str(path), "--dataset", "digits", "--members", "first:10",

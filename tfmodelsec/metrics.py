@@ -164,7 +164,7 @@ def loss_threshold_auc(member_losses, nonmember_losses) -> float:
 
 
 # --- membership inference ---
-__all__ += ["membership_auc", "attacker_advantage", "tpr_at_fpr"]
+__all__ += ["membership_auc", "attacker_advantage", "tpr_at_fpr", "bootstrap_intervals", "non_members_at_fpr"]
 # ROC-based figures for membership scores (higher score = "more likely a member"). The ROC
 # itself always comes from scikit-learn; these only read points off it.
 
@@ -203,3 +203,91 @@ def tpr_at_fpr(is_member, scores, fpr: float) -> float:
         raise ValueError(f"`fpr` must be a number in [0, 1]. Received: fpr={fpr!r}")
     fprs, tprs, _ = _membership_roc(is_member, scores)
     return float(np.max(tprs[fprs <= float(fpr)]))  # (0, 0) is always on the curve
+
+
+def non_members_at_fpr(n_non_members: int, fpr: float) -> int:
+    """How many non-members a threshold at false-positive rate ``fpr`` may flag: ``floor(fpr * n)``.
+
+    The TPR read at that FPR rests on these few records: with 2,500 non-members the 0.1% point
+    is decided by 2 of them, with 5,000 by 5.
+    """
+    return int(np.floor(float(fpr) * int(n_non_members) + 1e-9))
+
+
+def _grouped_roc(is_member, scores):
+    """Sort once: (member flags in descending-score order, last index of each group of equal scores)."""
+    order = np.argsort(-scores, kind="mergesort")
+    sorted_scores = scores[order]
+    ends = np.flatnonzero(np.r_[sorted_scores[1:] != sorted_scores[:-1], True])
+    return is_member[order], ends
+
+
+def _weighted_roc_stats(members, ends, w_in, w_out, n_in, n_out, fprs):
+    """AUC and TPR@FPR of weighted ROCs, one per row of ``w_in`` / ``w_out`` (counts per sorted record).
+
+    Matches ``roc_curve`` / ``roc_auc_score`` on the resampled data: ties form one ROC point and
+    the trapezoid over the points is the Mann-Whitney AUC with ties counted one half.
+    """
+    tp = np.cumsum(w_in * members, axis=1)[:, ends] / n_in
+    fp = np.cumsum(w_out * (1 - members), axis=1)[:, ends] / n_out
+    zero = np.zeros((len(tp), 1))
+    tp, fp = np.hstack([zero, tp]), np.hstack([zero, fp])
+    auc = np.sum(np.diff(fp, axis=1) * (tp[:, 1:] + tp[:, :-1]) / 2.0, axis=1)
+    tprs = {f: np.where(fp <= f + 1e-12, tp, 0.0).max(axis=1) for f in fprs}
+    return auc, tprs
+
+
+def bootstrap_intervals(is_member, scores, *, fprs=(0.001, 0.01), n_boot: int = 1000, level: float = 0.95,
+                        seed: int = 0) -> dict:
+    """Percentile bootstrap intervals for the AUC and the TPR at each FPR in ``fprs``.
+
+    Members and non-members are resampled separately (with replacement, their counts kept), so
+    every replicate has the original class sizes; each replicate's ROC is read like
+    scikit-learn's ``roc_curve`` (the point estimates come from it: :func:`tpr_at_fpr`).
+
+    Args:
+        is_member: ``0/1`` truth. scores: higher = member.
+        fprs: false-positive rates to read. n_boot: replicates. level: coverage (0.95).
+        seed: seeds the resampling; same seed, same interval.
+
+    Returns:
+        ``{"auc": (lo, hi), "tpr_at_fpr_0.001": (lo, hi), ..., "n_boot": n_boot, "level": level}``.
+
+    Example:
+        >>> ci = bootstrap_intervals([1, 1, 0, 0], [0.9, 0.4, 0.5, 0.1], n_boot=200)
+        >>> ci["auc"][0] <= 0.75 <= ci["auc"][1]
+        True
+    """
+    _membership_roc(is_member, scores)  # same validation as the point estimates
+    if not (isinstance(n_boot, (int, np.integer)) and n_boot >= 10):
+        raise ValueError(f"`n_boot` must be an integer >= 10. Received: n_boot={n_boot!r}")
+    if not 0.0 < float(level) < 1.0:
+        raise ValueError(f"`level` must be in (0, 1). Received: level={level!r}")
+    is_member = np.asarray(is_member).astype(np.int64).ravel()
+    scores = np.asarray(scores, np.float64).ravel()
+    members, ends = _grouped_roc(is_member, scores)
+    idx_in, idx_out = np.flatnonzero(members == 1), np.flatnonzero(members == 0)
+    n_in, n_out = len(idx_in), len(idx_out)
+    rng = np.random.default_rng(seed)
+    aucs, tprs = [], {f: [] for f in fprs}
+    chunk = max(1, min(int(n_boot), 2_000_000 // len(scores)))  # bounds memory at ~16 MB per array
+    for start in range(0, int(n_boot), chunk):
+        b = min(chunk, int(n_boot) - start)
+        w_in = np.zeros((b, len(scores)))
+        w_out = np.zeros((b, len(scores)))
+        w_in[:, idx_in] = rng.multinomial(n_in, np.full(n_in, 1.0 / n_in), size=b)
+        w_out[:, idx_out] = rng.multinomial(n_out, np.full(n_out, 1.0 / n_out), size=b)
+        auc, tpr = _weighted_roc_stats(members, ends, w_in, w_out, n_in, n_out, fprs)
+        aucs.append(auc)
+        for f in fprs:
+            tprs[f].append(tpr[f])
+    alpha = (1.0 - float(level)) / 2.0
+
+    def interval(values):
+        v = np.concatenate(values)
+        return (float(np.quantile(v, alpha)), float(np.quantile(v, 1.0 - alpha)))
+
+    out = {"auc": interval(aucs)}
+    out.update({f"tpr_at_fpr_{f:g}": interval(tprs[f]) for f in fprs})
+    out.update(n_boot=int(n_boot), level=float(level), seed=int(seed))
+    return out

@@ -1,10 +1,12 @@
 """The likelihood-ratio attack, LiRA (Carlini et al. 2022, https://arxiv.org/abs/2112.03570).
 
-``N`` reference ("shadow") models are trained on random halves of a pool that holds the
-target records (and, optionally, more attacker data), balanced so that every target is in
-the training set of exactly ``N // 2`` of them. For each target, the logit-scaled
-confidence phi = log(p_y / (1 - p_y)) of the models that trained on it ("in") and of those
-that did not ("out") is fitted by a Gaussian; the victim's phi on the record is scored by
+``N`` reference ("shadow") models are trained on random halves of the target records, in
+complementary pairs (model ``2i + 1`` trains on exactly the records model ``2i`` leaves out),
+so that every target is in the training set of exactly ``N / 2`` of them (``N`` even) and any
+even number of leading models is balanced too (RMIA with 2 reference models uses the first
+pair). For each target, the logit-scaled confidence phi = log(p_y / (1 - p_y)) of the models
+that trained on it ("in") and of those that did not ("out") is fitted by a Gaussian; the
+victim's phi on the record is scored by
 
 * online: log N(phi; mu_in, s_in^2) - log N(phi; mu_out, s_out^2), the likelihood ratio;
 * offline: (phi - mu_out) / s_out, which orders records exactly as the paper's one-sided
@@ -13,6 +15,10 @@ that did not ("out") is fitted by a Gaussian; the victim's phi on the record is 
 ``fixed_variance=True`` uses one variance per side, estimated over all targets (the
 paper's choice for few shadow models); with fewer than two in (or out) models per target
 the per-target variance does not exist and the fixed variance is used.
+
+The same reference models serve RMIA (:mod:`.rmia`): given a ``population``, their
+confidences on a seeded sample of it (records no reference model trains on) are kept too.
+Models are trained ``training.at_once`` at a time (:mod:`.references`).
 """
 
 from __future__ import annotations
@@ -23,16 +29,19 @@ from pathlib import Path
 
 import numpy as np
 
-from tfmodelsec.attacks.membership.shadow import (ShadowTraining, logits_of, predict_probabilities, shadow_builder,
-                                          softmax64, train_shadow)
-from tfmodelsec.attacks.membership.threshold import logit_confidence
-from tfmodelsec.utils import progbar, read_npz, write_npz
+from tfmodelsec.attacks.membership.references import predict_signals, train_models
+from tfmodelsec.attacks.membership.shadow import ShadowTraining, reference_architecture
+from tfmodelsec.utils import read_npz, write_npz
 
-__all__ = ["LiraShadows", "train_lira_shadows", "merge_lira_shadows", "lira_scores", "records_fingerprint"]
+__all__ = ["LiraShadows", "train_lira_shadows", "merge_lira_shadows", "lira_scores", "records_fingerprint",
+           "row_keys", "check_disjoint", "DEFAULT_POPULATION_SIZE"]
 
 #: Smallest standard deviation of a fitted Gaussian (logit units): keeps the density finite
 #: when all reference models agree to float precision.
 _MIN_STD = 1e-6
+#: Population records (RMIA's z) the reference models are read on: RMIA's score moves in steps
+#: of 1 / |Z|, and 5,000 keep it finer than a 0.1% FPR step while costing one prediction pass.
+DEFAULT_POPULATION_SIZE = 5000
 
 
 def records_fingerprint(x, y) -> str:
@@ -43,9 +52,22 @@ def records_fingerprint(x, y) -> str:
     return digest.hexdigest()[:16]
 
 
+def row_keys(x) -> np.ndarray:
+    """One hashable key per record (its float32 bytes), for exact-duplicate checks."""
+    flat = np.ascontiguousarray(np.asarray(x, np.float32).reshape(len(x), -1))
+    return flat.view(np.dtype((np.void, flat.dtype.itemsize * flat.shape[1]))).ravel()
+
+
+def check_disjoint(name_a, x_a, name_b, x_b, *, fix: str) -> None:
+    """``ValueError`` naming both arguments if a record of ``x_a`` also appears in ``x_b``."""
+    both = np.intersect1d(row_keys(x_a), row_keys(x_b))
+    if len(both):
+        raise ValueError(f"`{name_a}` and `{name_b}` overlap: {len(both)} records appear in both; {fix}")
+
+
 @dataclass
 class LiraShadows:
-    """Trained LiRA reference models, reduced to what scoring needs.
+    """Trained LiRA / RMIA reference models, reduced to what scoring needs.
 
     Attributes:
         keep: ``(N, n_targets)`` bool, target ``j`` in shadow ``i``'s training set.
@@ -61,6 +83,11 @@ class LiraShadows:
         config: what the shadows depend on (targets, population, seed, training); parts
             merge only when it is identical.
         stats: per-shadow ``accuracy_in``, ``accuracy_out`` and ``train_size`` (for ``info``).
+        population_ids: indices of RMIA's population sample z in the ``population`` the
+            models were trained with (``None`` without a population); no model trained on z.
+        population_confidences, population_logit_confidences: ``(N, len(population_ids))``,
+            as ``confidences`` / ``logit_confidences`` on z.
+        population_fingerprint: :func:`records_fingerprint` of that whole population.
     """
 
     keep: np.ndarray
@@ -72,6 +99,10 @@ class LiraShadows:
     total: int | None = None
     config: dict = field(default_factory=dict)
     stats: dict = field(default_factory=dict)
+    population_ids: np.ndarray | None = None
+    population_confidences: np.ndarray | None = None
+    population_logit_confidences: np.ndarray | None = None
+    population_fingerprint: str | None = None
 
     def __post_init__(self):
         if self.shadow_ids is None:
@@ -93,15 +124,17 @@ class LiraShadows:
         """Write to an ``.npz`` (arrays plus a JSON header; read back without pickle)."""
         arrays = {"keep": self.keep, "confidences": self.confidences, "shadow_ids": self.shadow_ids,
                   **{f"stat_{k}": np.asarray(v) for k, v in self.stats.items()}}
-        if self.logit_confidences is not None:
-            arrays["logit_confidences"] = self.logit_confidences
-        header = {"format": _FORMAT, "version": 1, "fingerprint": self.fingerprint, "total": self.total,
-                  "config": self.config, "info": self.info}
+        for key in ("logit_confidences", "population_ids", "population_confidences",
+                    "population_logit_confidences"):
+            if getattr(self, key) is not None:
+                arrays[key] = getattr(self, key)
+        header = {"format": _FORMAT, "version": 2, "fingerprint": self.fingerprint, "total": self.total,
+                  "config": self.config, "info": self.info, "population_fingerprint": self.population_fingerprint}
         return write_npz(path, header=header, compressed=True, **arrays)
 
     @classmethod
-    def load(cls, path) -> "LiraShadows":
-        """Read what :meth:`save` wrote; ``ValueError`` for any other file."""
+    def load(cls, path) -> LiraShadows:
+        """Read what :meth:`save` wrote (versions 1 and 2); ``ValueError`` for any other file."""
         if not Path(path).is_file():
             raise FileNotFoundError(f"no LiRA shadows file at {str(path)!r} (written by `tfmodelsec membership` "
                                     "as lira_shadows.npz, or by `tfmodelsec merge`)")
@@ -109,71 +142,103 @@ class LiraShadows:
         stats = {k[len("stat_"):]: v for k, v in arrays.items() if k.startswith("stat_")}
         return cls(arrays["keep"].astype(bool), arrays["confidences"], header["fingerprint"],
                    arrays.get("logit_confidences"), header["info"], arrays["shadow_ids"], header["total"],
-                   header["config"], stats)
+                   header["config"], stats, arrays.get("population_ids"), arrays.get("population_confidences"),
+                   arrays.get("population_logit_confidences"), header.get("population_fingerprint"))
 
 
 _FORMAT = "tfmodelsec-lira-shadows"
 
 
-def _summary(stats: dict, pool_size: int, total: int) -> dict:
-    return {"num_shadows": total, "pool_size": pool_size,
-            "shadow_train_size": float(np.mean(stats["train_size"])),
-            "shadow_accuracy_in": float(np.mean(stats["accuracy_in"])),
-            "shadow_accuracy_out": float(np.mean(stats["accuracy_out"]))}
+def _summary(stats: dict, pool_size: int, total: int, architecture: str | None = None) -> dict:
+    out = {"num_shadows": total, "pool_size": pool_size,
+           "shadow_train_size": float(np.mean(stats["train_size"])),
+           "shadow_accuracy_in": float(np.mean(stats["accuracy_in"])),
+           "shadow_accuracy_out": float(np.mean(stats["accuracy_out"]))}
+    if architecture is not None:
+        out["reference_model"] = architecture
+    return out
 
 
-def _config(x, y, population, num_shadows, training, seed) -> dict:
+def _config(x, y, population, population_size, num_shadows, training, seed) -> dict:
     model = training.model if training.model is None or isinstance(training.model, str) else "custom"
     return {"targets": records_fingerprint(x, y), "num_shadows": int(num_shadows), "seed": int(seed),
             "population": None if population is None else records_fingerprint(*population),
+            "population_size": None if population is None else int(population_size),
             "training": {"model": model, "epochs": training.epochs, "batch_size": training.batch_size,
                          "learning_rate": training.learning_rate, "schedule": training.schedule}}
 
 
-def train_lira_shadows(victim, x, y, *, num_shadows: int, population=None, training=None,
-                       strategy=None, seed: int = 0, part: tuple[int, int] | None = None,
-                       verbose: int = 1) -> LiraShadows:
-    """Train ``num_shadows`` reference models on balanced random halves of targets + population.
+def _keep_matrix(num_shadows: int, n: int, seed: int) -> np.ndarray:
+    """Complementary pairs of random halves: rows ``2i`` and ``2i + 1`` split the ``n`` records."""
+    rng = np.random.default_rng(seed)
+    keep = np.zeros((num_shadows, n), bool)
+    for i in range(0, num_shadows, 2):
+        keep[i, rng.permutation(n)[: n // 2]] = True
+        if i + 1 < num_shadows:
+            keep[i + 1] = ~keep[i]
+    return keep
 
-    ``part=(i, n)`` trains only the shadows :func:`~tfmodelsec.distribute.part_range` gives
-    part ``i`` of ``n`` (the in/out split and each shadow's seed depend on the shadow's
-    index alone), for :func:`merge_lira_shadows` to join with the other parts.
+
+def population_sample(population, size: int | None, seed: int) -> np.ndarray:
+    """Seeded indices of RMIA's z: ``size`` records of ``population`` (all of them if fewer)."""
+    n = len(population[0])
+    size = DEFAULT_POPULATION_SIZE if size is None else int(size)
+    if size >= n:
+        return np.arange(n)
+    return np.sort(np.random.default_rng([int(seed), 1]).choice(n, size=size, replace=False))
+
+
+def train_lira_shadows(victim, x, y, *, num_shadows: int, population=None, population_size: int | None = None,
+                       training=None, strategy=None, seed: int = 0, part: tuple[int, int] | None = None,
+                       verbose: int = 1) -> LiraShadows:
+    """Train ``num_shadows`` reference models on complementary random halves of the targets ``(x, y)``.
+
+    Args:
+        victim: the :class:`~tfmodelsec.models.io.Victim` whose architecture (or an MLP of
+            its input size, see :class:`ShadowTraining`) the models take.
+        x, y: the target records (members and non-members).
+        num_shadows: reference models (LiRA needs >= 2; an even number keeps every target
+            in exactly half of them).
+        population: ``(x, y)`` attacker records disjoint from the targets: a seeded sample
+            of ``population_size`` of them (RMIA's z, default
+            :data:`DEFAULT_POPULATION_SIZE`) is read by every model; none is trained on.
+        training: :class:`ShadowTraining`; strategy: ``tf.distribute`` strategy.
+        seed: the halves, the z sample and each model's seed (``seed + 1 + i``).
+        part: ``(i, n)`` trains only the shadows :func:`~tfmodelsec.distribute.part_range`
+            gives part ``i`` of ``n`` (the halves and each model's seed depend on the
+            model's index alone), for :func:`merge_lira_shadows` to join.
+        verbose: 0 silences progress.
     """
     from tfmodelsec.distribute import part_range
 
     training = training or ShadowTraining()
-    x_pool, y_pool = x, y
-    if population is not None:
-        x_pool = np.concatenate([x, population[0]])
-        y_pool = np.concatenate([y, population[1]])
-    rng = np.random.default_rng(seed)
-    # Column-wise ranks of uniform noise: each record lands in exactly num_shadows // 2 shadows.
-    keep_pool = np.argsort(rng.uniform(size=(num_shadows, len(x_pool))), axis=0) < num_shadows // 2
+    x, y = np.asarray(x, np.float32), np.asarray(y, np.int64)
+    keep = _keep_matrix(num_shadows, len(x), seed)
     ids = np.asarray(part_range(num_shadows, part), np.int64)
-    build = shadow_builder(victim, training)
-    conf = np.zeros((len(ids), len(x)))
-    conf_logits = np.zeros((len(ids), len(x)))
-    stats = {"accuracy_in": [], "accuracy_out": [], "train_size": []}
-    bar = progbar(len(ids), verbose=verbose, unit_name="shadow")
-    for row, i in enumerate(ids):
-        rows = np.flatnonzero(keep_pool[i])
-        model = train_shadow(build, x_pool[rows], y_pool[rows], training, seed=seed + 1 + int(i), strategy=strategy)
-        probs = predict_probabilities(model, x)
-        conf[row] = logit_confidence(probs, y)
-        if conf_logits is not None:
-            try:
-                conf_logits[row] = logit_confidence(softmax64(logits_of(model, x)), y)
-            except ValueError:  # a custom shadow architecture without a softmax head
-                conf_logits = None
-        correct = probs.argmax(1) == y
-        stats["accuracy_in"].append(float(correct[keep_pool[i, : len(x)]].mean()))
-        stats["accuracy_out"].append(float(correct[~keep_pool[i, : len(x)]].mean()))
-        stats["train_size"].append(len(rows))
-        bar.update(row + 1)
-    stats = {k: np.asarray(v) for k, v in stats.items()}
-    info = _summary(stats, len(x_pool), num_shadows) if len(ids) else {}
-    return LiraShadows(keep_pool[ids, : len(x)], conf, records_fingerprint(x, y), conf_logits, info, ids,
-                       num_shadows, _config(x, y, population, num_shadows, training, seed), stats)
+    z_ids = z = None
+    if population is not None:
+        check_disjoint("population", population[0], "targets", x,
+                       fix="remove the targets from the population (its records must be known non-members)")
+        z_ids = population_sample(population, population_size, seed)
+        z = (np.asarray(population[0][z_ids], np.float32), np.asarray(population[1][z_ids], np.int64))
+    build, architecture = reference_architecture(victim, training)
+    models = train_models(build, x, y, [np.flatnonzero(keep[i]) for i in ids], [seed + 1 + int(i) for i in ids],
+                          training, at_once=training.at_once, strategy=strategy, verbose=verbose)
+    on_targets = predict_signals(models, x, y) if len(ids) else None
+    on_z = predict_signals(models, *z) if len(ids) and z is not None else None
+    correct = on_targets["correct"] if on_targets else np.zeros((0, len(x)), bool)
+    stats = {"accuracy_in": np.array([correct[r][keep[i]].mean() for r, i in enumerate(ids)]),
+             "accuracy_out": np.array([correct[r][~keep[i]].mean() for r, i in enumerate(ids)]),
+             "train_size": np.array([keep[i].sum() for i in ids])}
+    info = _summary(stats, len(x), num_shadows, architecture) if len(ids) else {}
+    empty = np.zeros((0, len(x)))
+    return LiraShadows(
+        keep[ids], on_targets["confidences"] if on_targets else empty, records_fingerprint(x, y),
+        on_targets["logit_confidences"] if on_targets else empty, info, ids, num_shadows,
+        _config(x, y, population, len(z_ids) if z_ids is not None else None, num_shadows, training, seed), stats,
+        z_ids, None if z is None else (on_z["confidences"] if on_z else np.zeros((0, len(z_ids)))),
+        None if z is None else (on_z["logit_confidences"] if on_z else np.zeros((0, len(z_ids)))),
+        None if population is None else records_fingerprint(*population))
 
 
 def merge_lira_shadows(parts) -> LiraShadows:
@@ -194,16 +259,17 @@ def merge_lira_shadows(parts) -> LiraShadows:
                              f"shadow count or training differ ({first.config} vs {p.config})")
     order = check_coverage([p.shadow_ids for p in parts], first.total, what="shadows")
 
-    def cat(arrays):
-        return np.concatenate(arrays)[order]
+    def cat(key):
+        arrays = [getattr(p, key) for p in parts]
+        return None if any(a is None for a in arrays) else np.concatenate(arrays)[order]
 
-    logit_parts = [p.logit_confidences for p in parts]
-    logits = None if any(a is None for a in logit_parts) else cat(logit_parts)
-    stats = {k: cat([p.stats[k] for p in parts]) for k in first.stats}
-    pool_size = next((p.info["pool_size"] for p in parts if p.info), 0)
-    return LiraShadows(cat([p.keep for p in parts]), cat([p.confidences for p in parts]), first.fingerprint,
-                       logits, _summary(stats, pool_size, first.total), np.arange(first.total), first.total,
-                       first.config, stats)
+    stats = {k: np.concatenate([p.stats[k] for p in parts])[order] for k in first.stats}
+    info = next((p.info for p in parts if p.info), {})
+    return LiraShadows(cat("keep"), cat("confidences"), first.fingerprint, cat("logit_confidences"),
+                       _summary(stats, info.get("pool_size", 0), first.total, info.get("reference_model")),
+                       np.arange(first.total), first.total, first.config, stats, first.population_ids,
+                       cat("population_confidences"), cat("population_logit_confidences"),
+                       first.population_fingerprint)
 
 
 def _gaussian(values, mask, fixed):

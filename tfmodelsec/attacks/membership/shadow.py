@@ -23,8 +23,8 @@ import numpy as np
 from tfmodelsec.attacks.membership.threshold import behaviour_features
 from tfmodelsec.utils import check_choice, check_positive, progbar, resolve_strategy, set_seed
 
-__all__ = ["ShadowTraining", "shadow_builder", "train_shadow", "predict_probabilities", "logits_of", "softmax64",
-           "shadow_attack_scores", "proxy_attack_scores"]
+__all__ = ["ShadowTraining", "shadow_builder", "reference_architecture", "train_shadow", "predict_probabilities",
+           "logits_of", "softmax64", "shadow_attack_scores", "proxy_attack_scores"]
 
 #: Fewest records per shadow/proxy training set; below this the in/out behaviour is noise.
 MIN_SHADOW_SIZE = 8
@@ -32,16 +32,20 @@ MIN_SHADOW_SIZE = 8
 
 @dataclass(frozen=True)
 class ShadowTraining:
-    """How shadow, proxy and LiRA reference models are trained (mimic the victim's recipe).
+    """How shadow, proxy and LiRA/RMIA reference models are trained (mimic the victim's recipe).
 
     Args:
-        model: ``None`` for the victim's own architecture with fresh weights, a zoo name
-            (``"lenet5"``), or a zero-argument callable returning an uncompiled Keras model
-            with softmax outputs.
+        model: ``None`` for the victim's own architecture with fresh weights (an MLP of the
+            victim's input size when that architecture cannot be rebuilt, e.g. a SavedModel
+            victim), a zoo name (``"lenet5"``, ``"mlp"``...), or a zero-argument callable
+            returning an uncompiled Keras model with softmax outputs.
         epochs: training epochs per shadow model.
         batch_size: batch size.
         learning_rate: Adam learning rate.
         schedule: ``"constant"`` or ``"cosine"`` learning rate (as in ``train_classifier``).
+        at_once: LiRA/RMIA reference models trained together in one compiled graph
+            (:mod:`.references`; same weights as one by one, to float tolerance); ``1`` trains
+            them one by one with ``train_classifier``.
     """
 
     model: Any = None
@@ -49,28 +53,40 @@ class ShadowTraining:
     batch_size: int = 128
     learning_rate: float = 1e-3
     schedule: str = "constant"
+    at_once: int = 16
 
     def __post_init__(self):
         check_positive("epochs", self.epochs, integer=True)
         check_positive("batch_size", self.batch_size, integer=True)
         check_positive("learning_rate", self.learning_rate)
+        check_positive("at_once", self.at_once, integer=True)
         check_choice("schedule", self.schedule, ("constant", "cosine"))
         if not (self.model is None or isinstance(self.model, str) or callable(self.model)):
             raise ValueError("`model` must be None, a zoo name or a callable returning a keras.Model. "
                              f"Received: model={self.model!r}")
 
 
-def shadow_builder(victim, training: ShadowTraining):
-    """A zero-argument callable that builds a fresh, untrained shadow model."""
+#: The fallback reference architecture when the victim's own cannot be rebuilt.
+FALLBACK_MODEL = "mlp"
+
+
+def _zoo_builder(name, victim):
+    from tfmodelsec.models.zoo import MODELS, build_model
+
+    if name not in MODELS:
+        raise ValueError(f"`model` (--shadow-model) must be one of {sorted(MODELS)}. Received: model={name!r}")
+    try:
+        build_model(name, victim.input_shape, victim.num_classes)
+    except Exception as exc:  # e.g. a convolutional net asked to take feature vectors
+        raise ValueError(f"shadow model {name!r} cannot take the victim's inputs of shape {victim.input_shape} "
+                         f"({type(exc).__name__}: {str(exc).splitlines()[0][:120]}); use "
+                         f"{FALLBACK_MODEL!r} (an MLP of the victim's input size)") from None
+    return lambda: build_model(name, victim.input_shape, victim.num_classes)
+
+
+def _clone_builder(victim):
+    """The victim's architecture with fresh weights, or ``None`` if it cannot be rebuilt and trained."""
     import keras
-
-    from tfmodelsec.models.zoo import build_model
-
-    spec = training.model
-    if isinstance(spec, str):
-        return lambda: build_model(spec, victim.input_shape, victim.num_classes)
-    if callable(spec):
-        return spec
 
     def clone():
         net = keras.models.clone_model(victim.model)  # same layers, freshly initialised
@@ -79,7 +95,33 @@ def shadow_builder(victim, training: ShadowTraining):
             net = keras.Model(inputs, keras.layers.Softmax()(net(inputs)))
         return net
 
+    try:
+        probe = clone()
+    except Exception:  # subclassed models and other graphs clone_model cannot rebuild
+        return None
+    frozen = any(type(layer).__name__ == "TFSMLayer" for layer in probe._flatten_layers())
+    if frozen or not probe.trainable_weights:  # a SavedModel victim: its clone would not train
+        return None
     return clone
+
+
+def reference_architecture(victim, training: ShadowTraining) -> tuple:
+    """``(builder, description)``: how shadow / reference models are built for ``victim``."""
+    spec = training.model
+    if isinstance(spec, str):
+        return _zoo_builder(spec, victim), spec
+    if callable(spec):
+        return spec, "custom"
+    clone = _clone_builder(victim)
+    if clone is not None:
+        return clone, "victim architecture"
+    return (_zoo_builder(FALLBACK_MODEL, victim),
+            f"{FALLBACK_MODEL} of input {victim.input_shape} (the victim's architecture cannot be rebuilt)")
+
+
+def shadow_builder(victim, training: ShadowTraining):
+    """A zero-argument callable that builds a fresh, untrained shadow model."""
+    return reference_architecture(victim, training)[0]
 
 
 def _logit_head(model):
@@ -132,12 +174,21 @@ def train_shadow(build, x, y, training: ShadowTraining, *, seed, strategy=None):
     return result.model
 
 
-def _attack_classifier(features, is_in, seed):
-    from sklearn.ensemble import HistGradientBoostingClassifier
+def _attack_scores(features, is_in, targets, seed):
+    """Fit the attack classifier on (features, is_in) and score ``targets`` (P[in]).
 
-    clf = HistGradientBoostingClassifier(max_iter=200, learning_rate=0.05, random_state=int(seed) % (2**32))
-    clf.fit(features, is_in)
-    return clf
+    scikit-learn's histogram gradient boosting runs OpenMP over all cores; on a machine whose
+    cores are busy with other work its threads spin-wait on each other (measured: 21 s instead
+    of 0.4 s for 240 rows on 2 loaded cores), so it runs on one thread: these tables hold at
+    most a few hundred thousand rows of 8 features.
+    """
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="openmp"):
+        clf = HistGradientBoostingClassifier(max_iter=200, learning_rate=0.05, random_state=int(seed) % (2**32))
+        clf.fit(features, is_in)
+        return clf.predict_proba(targets)[:, 1]
 
 
 def _slices(n_population, parts, size, what):
@@ -174,8 +225,8 @@ def shadow_attack_scores(victim, target_probs, target_y, population, *, num_shad
             is_in.append(np.full(len(idx), flag))
             accs.append(float(np.mean(probs.argmax(1) == y_pop[idx])))
         bar.update(i + 1)
-    clf = _attack_classifier(np.concatenate(feats), np.concatenate(is_in), seed)
-    scores = clf.predict_proba(behaviour_features(target_probs, target_y))[:, 1]
+    scores = _attack_scores(np.concatenate(feats), np.concatenate(is_in), behaviour_features(target_probs, target_y),
+                            seed)
     info = {"num_shadows": num_shadows, "shadow_size": size,
             "shadow_train_accuracy": float(np.mean(accs[0::2])),
             "shadow_test_accuracy": float(np.mean(accs[1::2]))}
@@ -221,8 +272,7 @@ def proxy_attack_scores(victim, oracle, target_probs, target_y, population, *, p
     probs_out = predict_probabilities(proxy, x_out, logits=logits)
     feats = np.concatenate([behaviour_features(probs_in, label_in), behaviour_features(probs_out, label_out)])
     is_in = np.concatenate([np.ones(size), np.zeros(size)])
-    clf = _attack_classifier(feats, is_in, seed)
-    scores = clf.predict_proba(behaviour_features(target_probs, target_y))[:, 1]
+    scores = _attack_scores(feats, is_in, behaviour_features(target_probs, target_y), seed)
     bar.update(2)
     info = {"proxy_size": size,
             "proxy_agreement_in": float(np.mean(probs_in.argmax(1) == label_in)),
