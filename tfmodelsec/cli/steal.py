@@ -35,7 +35,8 @@ def register(sub) -> None:
     p.add_argument("--select", default="drmi",
                    help="comma-separated selection methods: random, drmi, neuron_trace, correlation, "
                         "class_probability (default: drmi)")
-    p.add_argument("--loss", default="kl", help="comma-separated losses: kl, mse, hard (default: kl)")
+    p.add_argument("--loss", default="kl", help="comma-separated losses: kl (Hinton: teacher and student softened by --temperature, x tau^2), "
+                        "kl_seed (the seed lab's: only the teacher softened), mse, hard (default: kl)")
     p.add_argument("--student", default="lenet5", help="student architecture from the zoo (default: lenet5)")
     p.add_argument("--temperature", type=float, default=4.0, help="KL temperature (default: 4)")
     p.add_argument("--epochs", type=int, default=20, help="distillation epochs (default: 20)")
