@@ -47,12 +47,21 @@ def test_mi_of_independent_images_is_near_zero():
     assert mi[0, 0] == pytest.approx(np.log(4), abs=1e-5)
 
 
-def test_mi_matrix_matches_brute_force_and_is_symmetric(images):
-    mi = drmi.mutual_information_matrix(images, levels=5, block_size=3)  # several blocks, both sides
-    q = drmi.quantize(images, 5)
-    expected = np.array([[_brute_mi(q[i], q[j], 5) for j in range(len(q))] for i in range(len(q))])
+@pytest.mark.parametrize("levels", [5, 256], ids=["one-hot-product", "sorted-codes"])
+def test_mi_matrix_matches_brute_force_and_is_symmetric(images, levels):
+    x = images.copy()
+    x[:, 0] = 0.0  # a row of pixels 0 in every image: dropped, and put back into the (0, 0) count
+    mi = drmi.mutual_information_matrix(x, levels=levels, block_size=3)  # several blocks, both sides
+    q = drmi.quantize(x, levels)
+    expected = np.array([[_brute_mi(q[i], q[j], levels) for j in range(len(q))] for i in range(len(q))])
     np.testing.assert_allclose(mi, expected, atol=2e-5)
     np.testing.assert_array_equal(mi, mi.T)
+
+
+def test_256_levels_are_the_8_bit_gray_values():
+    """R = 255: an 8-bit image scaled to [0, 1] keeps every one of its gray values."""
+    raw = np.arange(256, dtype=np.float32).reshape(1, 16, 16, 1)
+    np.testing.assert_array_equal(drmi.quantize(raw / 255.0, 256)[0], np.arange(256))
 
 
 def test_mi_cache_roundtrip(images, tmp_path):
@@ -85,6 +94,41 @@ def test_one_hot_replacement_swaps_until_no_gain():
     # a subset already optimal is left alone
     best, best_cost = drmi.one_hot_replacement(W, subset)
     assert set(best.tolist()) == set(subset.tolist()) and best_cost == pytest.approx(cost)
+
+
+def test_greedy_aggregate_sum_or_max():
+    # after 0 and 1: element 3 has the least summed MI (3 + 0.5), element 4 the least maximum (max(2.8, 2.9))
+    w = np.ones((5, 5))
+    w[0] = w[:, 0] = [0, 1, 2, 3, 2.8]
+    w[1] = w[:, 1] = [1, 0, 5, 0.5, 2.9]
+    np.fill_diagonal(w, 0)
+    assert drmi.greedy_initialization(w, 3, start=0, g="sum").tolist() == [0, 1, 3]
+    assert drmi.greedy_initialization(w, 3, start=0, g="max").tolist() == [0, 1, 4]
+    kept = drmi.drmi_subset(w, 3, restarts=None, g="max", swaps=False)
+    assert kept.cost == pytest.approx(min(drmi.subset_cost(w, drmi.greedy_initialization(w, 3, t, g="max"))
+                                          for t in range(5)))
+    with pytest.raises(ValueError, match="`g`"):
+        drmi.greedy_initialization(w, 3, start=0, g="mean")
+
+
+def test_proportional_quotas():
+    from tfmodelsec.attacks.stealing.selection import proportional_quotas
+
+    assert proportional_quotas([5, 3, 2], 5).tolist() == [3, 1, 1]  # 2.5, 1.5, 1: first largest remainder
+    assert proportional_quotas([60, 30, 10], 10).tolist() == [6, 3, 1]
+    assert proportional_quotas([1, 1, 8], 10).tolist() == [1, 1, 8]  # everything
+    assert proportional_quotas([1, 9], 5).tolist() == [1, 4]
+
+
+def test_clusters_split_the_budget_by_the_pools_own_groups():
+    # three groups of flat images (dark, mid, bright) of sizes 60 / 30 / 10, a little noise inside each
+    rng = np.random.default_rng(0)
+    level = np.repeat([0.1, 0.5, 0.9], [60, 30, 10])
+    pool = np.clip(level[:, None, None, None] + 0.05 * rng.random((100, 4, 4, 1)), 0, 1).astype(np.float32)
+    idx, info = select_queries(pool, 10, method="drmi", clusters=3, seed=0, return_info=True)
+    assert np.bincount(np.digitize(level[idx], [0.3, 0.7]), minlength=3).tolist() == [6, 3, 1]
+    assert sorted(info["quotas"]) == [1, 3, 6] and info["cost"] == pytest.approx(
+        drmi.subset_cost(drmi.mutual_information_matrix(pool, levels=info["levels"]), idx), rel=1e-4)
 
 
 def test_drmi_subset_finds_the_optimum_with_all_restarts():

@@ -26,6 +26,38 @@ def test_each_loss_reaches_high_agreement(loss, tiny_model, easy_points):
     assert res.queries_used == 300 and oracle.queries_used == 300
 
 
+def _kl_reference(p, q, tau, soften_student):
+    """The two KL distillation losses in float64 numpy, per sample."""
+    def soft(r, t):
+        z = np.log(r) / t
+        z = np.exp(z - z.max(1, keepdims=True))
+        return z / z.sum(1, keepdims=True)
+
+    p_t = soft(p, tau)
+    q_s = soft(q, tau) if soften_student else q
+    return (tau**2 if soften_student else 1.0) * np.sum(p_t * (np.log(p_t) - np.log(q_s)), axis=1)
+
+
+@pytest.mark.parametrize("loss", ["kl", "kl_seed"], ids=["hinton", "seed-lab"])
+def test_kl_losses_match_numpy(loss, tiny_model):
+    """``kl``: tau^2 KL(p_tau || q_tau) (Hinton); ``kl_seed``: KL(softmax(f / tau) || softmax(g)) (seed 002)."""
+    from tfmodelsec.attacks.stealing.distillation import _distiller_class
+
+    rng = np.random.default_rng(1)
+    p, q = rng.dirichlet(np.ones(5), 6), rng.dirichlet(np.ones(5), 6)
+    for tau in (1.0, 4.0):
+        distiller = _distiller_class()(tiny_model, loss, tau, None)
+        y = np.concatenate([p, np.ones((6, 1))], axis=1).astype(np.float32)
+        got = float(distiller.compute_loss(y=y, y_pred=q.astype(np.float32)))
+        assert got == pytest.approx(float(np.mean(_kl_reference(p, q, tau, loss == "kl"))), rel=1e-4)
+    # by hand: p = (0.8, 0.2) at tau 2 softens to (2/3, 1/3); q uniform is unchanged by softening
+    hand = 2 / 3 * np.log(4 / 3) + 1 / 3 * np.log(2 / 3)
+    distiller = _distiller_class()(tiny_model, loss, 2.0, None)
+    got = float(distiller.compute_loss(y=np.array([[0.8, 0.2, 1.0]], np.float32),
+                                       y_pred=np.array([[0.5, 0.5]], np.float32)))
+    assert got == pytest.approx(hand * (4.0 if loss == "kl" else 1.0), rel=1e-5)
+
+
 def test_query_count_is_exact_and_budget_never_exceeded(tiny_model, easy_points):
     oracle = BlackBox(tiny_model, budget=100)
     res = steal(oracle, easy_points[:60], student="mlp", epochs=1, seed=0, verbose=0)
@@ -152,13 +184,13 @@ def test_cli_steal_writes_rows_students_and_plot(tmp_path, digits_victim, capsys
     path = save_model(digits_victim.model, tmp_path / "victim.h5")
     out = tmp_path / "run"
     code = main(["steal", str(path), "--dataset", "digits", "--queries", "20,40", "--select", "random,drmi",
-                 "--loss", "kl", "--epochs", "2", "--candidates", "300", "--no-self-training", "--quiet",
+                 "--loss", "kl_seed", "--epochs", "2", "--candidates", "300", "--no-self-training", "--quiet",
                  "--eval-samples", "200", "--out", str(out)])
     assert code == 0, capsys.readouterr().err
     payload = json.loads((out / "steal.json").read_text())
     assert len(payload["rows"]) == 4
     for row in payload["rows"]:
-        assert row["queries_used"] == row["oracle_queries"] == row["budget"]
+        assert row["queries_used"] == row["oracle_queries"] == row["budget"] and row["loss"] == "kl_seed"
         assert (out / row["student"]).is_file()
         assert 0.0 <= row["accuracy"] <= 1.0
     assert (out / "steal.png").is_file()

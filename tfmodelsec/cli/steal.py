@@ -34,7 +34,8 @@ def register(sub) -> None:
     p.add_argument("--select", default="drmi",
                    help="comma-separated selection methods: random, drmi, neuron_trace, correlation, "
                         "class_probability (default: drmi)")
-    p.add_argument("--loss", default="kl", help="comma-separated losses: kl, mse, hard (default: kl)")
+    p.add_argument("--loss", default="kl", help="comma-separated losses: kl (Hinton: teacher and student softened by --temperature, x tau^2), "
+                        "kl_seed (the seed lab's: only the teacher softened), mse, hard (default: kl)")
     p.add_argument("--student", default="auto",
                    help="student architecture from the zoo; auto: lenet5 for images, mlp for feature vectors "
                         "(default: auto)")

@@ -8,7 +8,12 @@ pattern of Keras' ``Distiller``:
 
 * ``"mse"`` - squared error between the victim's and the student's probabilities;
 * ``"kl"`` - ``tau^2 KL(p_tau || q_tau)`` with both distributions softened by the
-  temperature ``tau`` (``p_tau ~ p^(1/tau)``, the softmax of the victim's logits / tau);
+  temperature ``tau`` (``p_tau ~ p^(1/tau)``, the softmax of the victim's logits / tau),
+  Hinton et al.'s form: the ``tau^2`` keeps the gradients' scale independent of ``tau``;
+* ``"kl_seed"`` - the seed-002 lab's form, ``KL(p_tau || q)``: only the victim's answer is
+  softened (``softmax(f / tau)``); the student's own probabilities ``q = softmax(g)`` are
+  compared with it unsoftened and unscaled. The student learns the softened targets, so
+  its probabilities are themselves soft (its argmax is what counts);
 * ``"hard"`` - cross-entropy on the victim's top label.
 
 Beyond the paper: ``active_queries`` spends part of the budget on the pool images
@@ -37,7 +42,7 @@ from tfmodelsec.utils import check_choice, check_nonnegative, check_positive
 
 __all__ = ["LOSSES", "SemiSupervised", "StealResult", "evaluate_student", "steal"]
 
-LOSSES = ("kl", "mse", "hard")
+LOSSES = ("kl", "kl_seed", "mse", "hard")
 # Tiny query sets (50 samples) still get this many samples per distillation epoch
 # (the set is repeated), so "epochs" means a comparable amount of training at any budget.
 _MIN_EPOCH_SAMPLES = 2048
@@ -95,6 +100,23 @@ def _scale_for_replicas(loss):
     return loss if replicas == 1 else loss / float(replicas)
 
 
+def _kl_loss(target, log_q, temperature: float, *, soften_student: bool):
+    """Per-sample KL distillation loss from the victim's probabilities ``target``.
+
+    ``softmax(log(target) / tau)`` is the victim's softened answer (``log p`` is its
+    logits up to a constant). ``soften_student=True``: ``tau^2 KL(p_tau || q_tau)``
+    (``"kl"``); ``False``: ``KL(p_tau || q)`` (``"kl_seed"``, the seed lab's formula).
+    """
+    from keras import ops
+
+    t = temperature
+    log_p_t = ops.log_softmax(ops.log(ops.clip(target, _EPS, 1.0)) / t, axis=-1)
+    if not soften_student:
+        return ops.sum(ops.exp(log_p_t) * (log_p_t - log_q), axis=-1)
+    log_q_t = ops.log_softmax(log_q / t, axis=-1)
+    return t * t * ops.sum(ops.exp(log_p_t) * (log_p_t - log_q_t), axis=-1)
+
+
 def _distiller_class():
     import keras
     from keras import ops
@@ -129,10 +151,7 @@ def _distiller_class():
                 hard = ops.one_hot(ops.argmax(target, axis=-1), ops.shape(target)[-1])
                 query_loss = -ops.sum(hard * log_q, axis=-1)
             else:
-                t = self.temperature
-                log_p_t = ops.log_softmax(ops.log(ops.clip(target, _EPS, 1.0)) / t, axis=-1)
-                log_q_t = ops.log_softmax(log_q / t, axis=-1)
-                query_loss = t * t * ops.sum(ops.exp(log_p_t) * (log_p_t - log_q_t), axis=-1)
+                query_loss = _kl_loss(target, log_q, self.temperature, soften_student=self.kind == "kl")
             per_sample = is_query * query_loss + (1.0 - is_query) * ce
             if sample_weight is not None:
                 per_sample = per_sample * ops.reshape(sample_weight, ops.shape(per_sample))
@@ -223,8 +242,8 @@ def steal(oracle, queries, *, student="auto", loss: str = "kl", temperature: flo
             unbounded inputs with the attacker's pool), a ``keras.Model`` with probability
             outputs (trained in place) or a zero-argument callable building one (under
             ``strategy.scope()``).
-        loss: ``"kl"``, ``"mse"`` or ``"hard"`` (see the module docstring).
-        temperature: ``tau`` of the KL loss.
+        loss: ``"kl"``, ``"kl_seed"``, ``"mse"`` or ``"hard"`` (see the module docstring).
+        temperature: ``tau`` of the KL losses.
         epochs: distillation epochs (each sees >= 2048 samples; small sets are repeated).
         batch_size, learning_rate: Adam settings.
         unlabeled: the attacker's pool for self-training (never queried); ``None`` disables it.
