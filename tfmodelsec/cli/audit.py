@@ -1,9 +1,15 @@
-"""``tfmodelsec audit``: run every available attack on a victim and write a report."""
+"""``tfmodelsec audit``: run every available attack on a victim and write a report (JSON, Markdown, HTML)."""
 
 from __future__ import annotations
 
-from tfmodelsec.cli._common import (add_common_run_arguments, add_dataset_argument, add_parser,
-                                    add_victim_argument, load_data_arg, load_victim_arg)
+from tfmodelsec.cli._common import (
+    add_common_run_arguments,
+    add_dataset_argument,
+    add_parser,
+    add_victim_argument,
+    load_data_arg,
+    load_victim_arg,
+)
 
 EXAMPLE = "tfmodelsec audit saved_models/lenet5_mnist.h5 --dataset mnist --out runs/audit --quick"
 
@@ -26,5 +32,6 @@ def run(args) -> int:
     sections = args.sections.split(",") if args.sections else None
     report = run_audit(victim, data, args.out, quick=args.quick, sections=sections, seed=args.seed,
                        verbose=0 if args.quiet else 1)
-    print(f"report: {report.markdown_path} (and {report.json_path.name})")
+    print(f"report: {report.html_path} (one page to share; also {report.markdown_path.name} and "
+          f"{report.json_path.name})")
     return 0

@@ -56,14 +56,10 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
-def _read_ids(spec):
-    if spec is None or spec.strip().startswith("first:"):
-        return spec
-    path = Path(spec)
-    if not path.is_file():
-        raise FileNotFoundError(f"--members/--non-members: no such file {spec!r}; expected a file of "
-                                "integer indices or first:N")
-    return path.read_text()
+def _read_ids(spec, name):
+    from tfmodelsec.ids import read_ids
+
+    return None if spec is None else read_ids(spec, name=name)
 
 
 def run(args) -> int:
@@ -80,7 +76,7 @@ def run(args) -> int:
         raise CliError(f"--attacks must be among {','.join(CLI_ATTACKS)}. Received: {args.attacks!r}")
     victim = load_victim_arg(args)
     data = load_data_arg(args, victim)
-    split = membership_split(data, _read_ids(args.members), _read_ids(args.non_members),
+    split = membership_split(data, _read_ids(args.members, "--members"), _read_ids(args.non_members, "--non-members"),
                              population=args.population)
     training = ShadowTraining(epochs=args.shadow_epochs, batch_size=args.shadow_batch_size,
                               learning_rate=args.shadow_lr, schedule=args.shadow_schedule)
