@@ -117,6 +117,9 @@ def import_tensorflow_quietly(level: int) -> None:
                                     stdin=subprocess.PIPE, stdout=saved, stderr=saved)
             os.dup2(proc.stdin.fileno(), 2)
         except OSError:  # no filter: TensorFlow speaks as usual
+            if proc is not None:
+                proc.stdin.close()
+                proc.wait()
             if saved is not None:
                 os.close(saved)
             proc = saved = None
@@ -133,8 +136,9 @@ def import_tensorflow_quietly(level: int) -> None:
             proc.stdin.close()
             try:
                 proc.wait(timeout=10)
-            except Exception:  # e.g. a thread of TensorFlow still holds a copy of the pipe
+            except subprocess.TimeoutExpired:  # a process TensorFlow started still holds the pipe
                 proc.kill()
+                proc.wait()
 
 
 def quiet_command_startup() -> None:
