@@ -1,4 +1,5 @@
 import json
+import os
 import subprocess
 import sys
 
@@ -44,6 +45,9 @@ def test_train_and_audit_on_digits(tmp_path, capsys):
     assert report["victim"]["test_accuracy"] == pytest.approx(meta["test_accuracy"], abs=1e-6)
     assert (tmp_path / "a" / "report.md").read_text().startswith("# tfmodelsec audit report")
     assert (tmp_path / "a" / "confusion.png").stat().st_size > 0
+    page = (tmp_path / "a" / "report.html").read_text()
+    assert '<h2 id="section-victim">Victim</h2>' in page and "data:image/png;base64," in page
+    assert "report.html" in capsys.readouterr().out
 
 
 def test_audit_rejects_a_dataset_that_does_not_fit(tmp_path, tiny_model, capsys):
@@ -52,13 +56,31 @@ def test_audit_rejects_a_dataset_that_does_not_fit(tmp_path, tiny_model, capsys)
     assert "(8, 8, 1)" in capsys.readouterr().err
 
 
+def test_help_lists_commands_and_bad_arguments_exit_2(capsys):
+    with pytest.raises(SystemExit) as done:
+        main(["--help"])
+    assert done.value.code == 0
+    out = capsys.readouterr().out
+    for command in ("train", "info", "audit", "demo", "--verbose"):
+        assert command in out
+    with pytest.raises(SystemExit) as done:
+        main(["train", "--epochs", "x"])
+    assert done.value.code == 2
+
+
 @pytest.mark.subprocess
-def test_console_script_help_lists_commands():
-    out = subprocess.run([sys.executable, "-m", "tfmodelsec", "--help"], capture_output=True, text=True,
-                         timeout=120)
-    assert out.returncode == 0
-    for command in ("train", "info", "audit", "demo"):
-        assert command in out.stdout
-    bad = subprocess.run([sys.executable, "-m", "tfmodelsec", "train", "--epochs", "x"],
-                         capture_output=True, text=True, timeout=120)
-    assert bad.returncode == 2
+def test_console_command_through_a_pipe_prints_its_own_plain_lines_only(tmp_path):
+    """``python -m tfmodelsec`` into a pipe (a CI log): no TensorFlow start-up lines, no carriage
+    returns or colour codes, progress as plain lines (the first and the last epoch at least)."""
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    run = subprocess.run([sys.executable, "-m", "tfmodelsec", "train", "--model", "mlp", "--dataset", "digits",
+                          "--epochs", "3", "--out", str(tmp_path / "m.h5")], capture_output=True, timeout=300,
+                         env=env)
+    text = (run.stdout + run.stderr).decode()
+    assert run.returncode == 0, text[-2000:]
+    assert "\r" not in text and "\x1b" not in text
+    for start_up_line in ("absl::InitializeLog", "oneDNN", "cuda", "cpu_feature_guard", "WARNING:"):
+        assert start_up_line not in text, text[:2000]
+    lines = run.stdout.decode().splitlines()
+    assert lines[0].startswith("epoch 1/3") and any(line.startswith("epoch 3/3") for line in lines)
+    assert lines[-1].startswith("saved ") and not run.stderr.strip()

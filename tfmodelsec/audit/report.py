@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from tfmodelsec.audit import defenses, inversion, membership, stealing, victim
+from tfmodelsec.audit.html import write_html
 from tfmodelsec.audit.section import AuditContext, AuditReport, Section
 from tfmodelsec.utils import write_json
 
@@ -29,7 +30,7 @@ SECTION_PROVIDERS = {
 
 def run_audit(victim, data, out_dir, *, quick: bool = False, sections=None, seed: int = 0,
               verbose: int = 1) -> AuditReport:
-    """Run every available section on ``victim`` and write ``report.json`` / ``report.md``.
+    """Run every available section on ``victim`` and write ``report.json``, ``report.md`` and ``report.html``.
 
     Args:
         victim: a Victim (see :func:`tfmodelsec.load_victim`).
@@ -65,4 +66,5 @@ def run_audit(victim, data, out_dir, *, quick: bool = False, sections=None, seed
         # written after every section so an interrupted audit keeps what it finished
         write_json(report.json_path, report.to_dict())
         report.markdown_path.write_text(report.to_markdown())
+        write_html(report)  # report.html: report.md as it is on disk, one page to share
     return AuditReport(done, out_dir, warnings)

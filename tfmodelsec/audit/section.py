@@ -65,3 +65,8 @@ class AuditReport:
     def markdown_path(self) -> Path:
         return self.out_dir / "report.md"
 
+    @property
+    def html_path(self) -> Path:
+        """``report.html``: the same report as one self-contained page (:mod:`tfmodelsec.audit.html`)."""
+        return self.out_dir / "report.html"
+

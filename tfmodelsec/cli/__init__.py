@@ -30,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Run 'tfmodelsec COMMAND --help' for a command's options and an example.",
     )
     parser.add_argument("--version", action="version", version=f"tfmodelsec {__version__}")
+    parser.add_argument("--verbose", action="store_true", help=_VERBOSE_HELP)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name in COMMANDS:
@@ -41,12 +42,24 @@ def build_parser() -> argparse.ArgumentParser:
                 continue
             raise
         module.register(sub)
+    for command_parser in sub.choices.values():  # also accepted after the command
+        if "--verbose" not in command_parser._option_string_actions:
+            command_parser.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS,
+                                        help=_VERBOSE_HELP)
     return parser
 
 
+_VERBOSE_HELP = "also show TensorFlow's and Keras' own log lines and warnings"
+
+
 def _quiet_library_logs() -> None:
-    """Keep TensorFlow's and absl's warnings (legacy-HDF5 notice, retracing hints) off the terminal."""
+    """Keep TensorFlow's, absl's and Python's warnings (legacy-HDF5 notice, retracing hints) off the terminal.
+
+    TensorFlow's C++ start-up lines are dealt with earlier, while the package is imported
+    (:mod:`tfmodelsec._quiet`): by the time ``main`` runs, TensorFlow is loaded.
+    """
     import logging
+    import warnings
 
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
     try:
@@ -55,14 +68,18 @@ def _quiet_library_logs() -> None:
         absl_logging.set_verbosity(absl_logging.ERROR)
     except ImportError:  # absl comes with TensorFlow; nothing to quiet without it
         pass
+    # library warnings address the library's author, not the command's user
+    for module in ("keras", "tensorflow", "tf_keras", "absl", "h5py", "sklearn", "numpy", "matplotlib"):
+        warnings.filterwarnings("ignore", module=module)
 
 
 def main(argv=None) -> int:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    _quiet_library_logs()
+    args = build_parser().parse_args(argv)
+    if not getattr(args, "verbose", False):
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        _quiet_library_logs()
     from tfmodelsec.cli._common import run_command
 
-    args = build_parser().parse_args(argv)
     return run_command(args)
 
 

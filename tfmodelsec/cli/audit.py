@@ -1,4 +1,4 @@
-"""``tfmodelsec audit``: run every available attack on a victim and write a report."""
+"""``tfmodelsec audit``: run every available attack on a victim and write a report (JSON, Markdown, HTML)."""
 
 from __future__ import annotations
 
@@ -25,5 +25,6 @@ def run(args) -> int:
     sections = args.sections.split(",") if args.sections else None
     report = run_audit(victim, data, args.out, quick=args.quick, sections=sections, seed=args.seed,
                        verbose=0 if args.quiet else 1)
-    print(f"report: {report.markdown_path} (and {report.json_path.name})")
+    print(f"report: {report.html_path} (one page to share; also {report.markdown_path.name} and "
+          f"{report.json_path.name})")
     return 0

@@ -96,14 +96,10 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
-def _read_ids(spec):
-    if spec is None or spec.strip().startswith("first:"):
-        return spec
-    path = Path(spec)
-    if not path.is_file():
-        raise FileNotFoundError(f"--members/--non-members: no such file {spec!r}; expected a file of "
-                                "integer indices or first:N")
-    return path.read_text()
+def _read_ids(spec, name):
+    from tfmodelsec.ids import read_ids
+
+    return None if spec is None else read_ids(spec, name=name)
 
 
 def _training(args):
@@ -136,7 +132,7 @@ def run(args) -> int:
     if bad or not attacks:
         raise CliError(f"--attacks must be among {','.join(CLI_ATTACKS)}. Received: {args.attacks!r}")
     victim, data = load_victim_and_data(args)
-    split = membership_split(data, _read_ids(args.members), _read_ids(args.non_members),
+    split = membership_split(data, _read_ids(args.members, "--members"), _read_ids(args.non_members, "--non-members"),
                              population=args.population)
     training = _training(args)
     verbose = 0 if args.quiet else 1

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from tfmodelsec.cli._common import (
@@ -14,6 +13,7 @@ from tfmodelsec.cli._common import (
     dataset_options,
     strategy_arg,
 )
+from tfmodelsec.ids import FORMAT_HELP, read_ids
 
 EXAMPLE = """tfmodelsec unlearn runs/chain --delete 12,345,6789 --epsilon 0.1 --out runs/forget
 tfmodelsec unlearn runs/chain --delete ids.txt --method sisa --out runs/forget_sisa"""
@@ -37,8 +37,7 @@ def register(sub) -> None:
         "--delete",
         required=True,
         metavar="IDS",
-        help="training-set indices to forget: a file (one index per line, or a JSON list) "
-        "or an inline comma-separated list such as 12,345,6789",
+        help="training-set indices to forget; " + FORMAT_HELP,
     )
     p.add_argument(
         "--method", default="deepobliviate", choices=METHODS, help="default: deepobliviate"
@@ -67,41 +66,6 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
-def read_ids(text: str) -> list[int]:
-    """IDS from a file (one per line or a JSON list) or an inline comma-separated list."""
-    path = Path(text)
-    if path.is_file():
-        body = path.read_text().strip()
-        try:
-            if body.startswith("["):
-                values = json.loads(body)
-            else:
-                values = [line.split("#")[0].strip() for line in body.splitlines()]
-                values = [int(v) for v in values if v]
-        except ValueError:
-            raise CliError(
-                f"--delete file {text!r} must hold integers, one per line, or a JSON list"
-            ) from None
-    else:
-        if "/" in text or text.endswith((".txt", ".json", ".csv")):
-            raise CliError(f"--delete file not found: {text!r}")
-        try:
-            values = [int(v) for v in text.split(",") if v.strip()]
-        except ValueError:
-            raise CliError(
-                f"--delete must be a file or comma-separated integers. Received: {text!r}"
-            ) from None
-    if not isinstance(values, list) or not all(
-        isinstance(v, int) and not isinstance(v, bool) for v in values
-    ):
-        raise CliError(f"--delete must list integer ids. Received: {text!r}")
-    if not values:
-        raise CliError(
-            f"--delete is empty: give at least one training-set index. Received: {text!r}"
-        )
-    return values
-
-
 def run(args) -> int:
     import numpy as np
 
@@ -123,7 +87,7 @@ def run(args) -> int:
             f"--out must be outside the chain directory (the chain is never modified). "
             f"Received: --out {args.out}"
         )
-    ids = read_ids(args.delete)
+    ids = read_ids(args.delete, name="--delete")
     chain = Chain.open(chain_dir)
     data = chain.load_data(args.dataset, **dataset_options(args))
     verbose = 0 if args.quiet else 1

@@ -61,8 +61,11 @@ def _from_keras(name: str):
         "fashion_mnist": keras.datasets.fashion_mnist,
         "cifar10": keras.datasets.cifar10,
     }[name]
+    from tfmodelsec.utils import keras_download_notice
+
     try:
-        (x_train, y_train), (x_test, y_test) = loader.load_data()
+        with keras_download_notice():  # no "Downloading data from" line when offline
+            (x_train, y_train), (x_test, y_test) = loader.load_data()
     except Exception as exc:  # Keras raises a bare Exception on a failed download
         expected = ", ".join(_EXPECTED_FILES[name])
         raise DatasetUnavailable(

@@ -7,7 +7,8 @@ from typing import Callable
 
 import numpy as np
 
-from tfmodelsec.utils import Timer, check_choice, check_positive, progbar, resolve_strategy, set_seed
+from tfmodelsec.utils import (Timer, check_choice, check_positive, keras_progress_callback, progbar, resolve_strategy,
+                              set_seed)
 
 __all__ = ["TrainResult", "fit_seeded", "train_classifier"]
 
@@ -70,9 +71,12 @@ def fit_seeded(model, x, y, *, epochs: int, batch_size: int, rng, verbose: int =
     strategy. Returns the Keras history, one value per epoch.
     """
     history: dict = {}
+    # Keras' own bar redraws with carriage returns even into a file: ours follows the terminal rule
+    progress = keras_progress_callback(progbar(int(epochs), verbose=verbose, unit_name="epoch"))
     for _ in range(int(epochs)):
         order = rng.permutation(len(x))
-        h = model.fit(x[order], y[order], epochs=1, batch_size=int(batch_size), shuffle=False, verbose=verbose)
+        h = model.fit(x[order], y[order], epochs=1, batch_size=int(batch_size), shuffle=False, verbose=0,
+                      callbacks=[progress])
         for key, values in h.history.items():
             history.setdefault(key, []).extend(float(v) for v in values)
     return history
@@ -146,7 +150,7 @@ def train_classifier(
         seed: seeds Python, NumPy, TF and Keras before the model is built.
         strategy: a ``tf.distribute.Strategy``; ``None`` uses the current default.
         evaluate: compute the test accuracy at the end.
-        verbose: 0 silent, 1 progress bar per epoch, 2 one line per epoch.
+        verbose: 0 silent, else progress per epoch (a live bar on a terminal, a line per epoch elsewhere).
 
     Returns:
         :class:`TrainResult`.

@@ -7,11 +7,13 @@ batch order, the deleted records masked out.
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from tfmodelsec.ids import read_ids
 from tfmodelsec.utils import progbar
 
 __all__ = ["UnlearnResult", "check_delete_ids", "retrain", "evaluate_unlearning"]
@@ -20,9 +22,14 @@ __all__ = ["UnlearnResult", "check_delete_ids", "retrain", "evaluate_unlearning"
 def check_delete_ids(delete_ids, n_train: int, *, known=None) -> np.ndarray:
     """Validate training-record ids to delete; return them as a sorted int64 array.
 
+    ``delete_ids`` is a sequence of ints, or a file / inline ids (``"12,345"``, ``"first:N"``,
+    ``"A:B"``) read by :func:`tfmodelsec.ids.read_ids`.
+
     Raises:
         ValueError: empty, not integers, duplicated, or not ids of the training set.
     """
+    if isinstance(delete_ids, (str, os.PathLike)):  # a file or inline ids: see tfmodelsec.ids
+        delete_ids = read_ids(delete_ids, total=n_train, name="delete_ids")
     raw = np.asarray(list(delete_ids) if not isinstance(delete_ids, np.ndarray) else delete_ids)
     if raw.size == 0:
         raise ValueError("`delete_ids` is empty: give at least one training-record id to delete")

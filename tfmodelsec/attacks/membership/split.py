@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from tfmodelsec.ids import read_ids
 
 __all__ = ["MembershipSplit", "membership_split", "parse_ids"]
 
@@ -29,29 +30,8 @@ class MembershipSplit:
 
 
 def parse_ids(spec, total: int, *, name: str) -> np.ndarray:
-    """``"first:N"``, a sequence of ints, or a text of ints -> unique indices in ``[0, total)``."""
-    if isinstance(spec, str):
-        match = re.fullmatch(r"\s*first:(\d+)\s*", spec)
-        if match:
-            n = int(match.group(1))
-            if not 0 < n <= total:
-                raise ValueError(f"`{name}` must name between 1 and {total} records. Received: {spec!r}")
-            return np.arange(n)
-        try:
-            spec = [int(v) for v in re.split(r"[\s,]+", spec.strip()) if v]
-        except ValueError:
-            raise ValueError(f"`{name}` must be 'first:N' or integer indices. Received: {spec[:60]!r}") from None
-    ids = np.asarray(spec)
-    if ids.ndim != 1 or len(ids) == 0:
-        raise ValueError(f"`{name}` must be a non-empty 1-D list of indices. Received shape {ids.shape}")
-    if not np.issubdtype(ids.dtype, np.integer):
-        raise ValueError(f"`{name}` must hold integer indices. Received dtype {ids.dtype}")
-    if ids.min() < 0 or ids.max() >= total:
-        raise ValueError(f"`{name}` indices must be in [0, {total - 1}]. Received values in "
-                         f"[{ids.min()}, {ids.max()}]")
-    if len(np.unique(ids)) != len(ids):
-        raise ValueError(f"`{name}` holds {len(ids) - len(np.unique(ids))} duplicate indices; expected unique ones")
-    return ids.astype(np.int64)
+    """Ids in ``[0, total)`` from ``spec``: ``"first:N"``, inline ids, a file, or ints (see :mod:`tfmodelsec.ids`)."""
+    return read_ids(spec, total=total, name=name)
 
 
 def membership_split(data, members, non_members=None, *, population: str = "train-rest") -> MembershipSplit:
