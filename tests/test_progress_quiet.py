@@ -65,6 +65,7 @@ def test_plain_progress_one_line_per_update_no_control_characters(monkeypatch):
     bar = utils.Progress(3, unit_name="epoch", stream=out, title="apgp", stateful_metrics=["loss"])
     for i in range(3):
         bar.update(i + 1, [("loss", 1.0 / (i + 1)), ("acc", 0.5 + i / 10)])
+    assert not bar.live  # a StringIO is not a terminal, whatever was imported before (ipykernel)
     lines = out.getvalue().splitlines()
     assert len(lines) == 3 and "\r" not in out.getvalue() and "\x1b" not in out.getvalue()
     assert lines[0].startswith("[apgp] epoch 1/3 (") and "ETA" in lines[0]

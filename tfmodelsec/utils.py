@@ -200,7 +200,7 @@ def _is_live(stream) -> bool:
             return True
     except (AttributeError, ValueError):  # closed or file-like without isatty
         return False
-    return "ipykernel" in sys.modules
+    return type(stream).__module__.startswith("ipykernel")  # a notebook cell's output stream
 
 
 def _duration(seconds: float) -> str:
