@@ -86,7 +86,7 @@ class_means = np.stack([data.x_train[data.y_train == c].mean(0) for c in range(1
 metrics = inv.evaluate(class_means, independent=independent)
 print({k: v for k, v in metrics.items() if k != "per_class"})
 from tfmodelsec import plotting
-display(plotting.image_grid(np.clip(inv.images, 0, 1), titles=[f"{c}: {p:.2f}" for c, p in zip(inv.labels, inv.confidence)]))'''),
+display(plotting.image_grid(np.clip(inv.images, 0, 1), titles=[f"{c}: {p:.2f}" for c, p in zip(inv.labels, inv.confidence, strict=True)]))'''),
     md("## 2. The λ sweep\nOne row per TV weight λ: more TV, smoother and more recognisable images, lower victim confidence."),
     code('''from tfmodelsec.attacks import tv_sweep
 
