@@ -198,7 +198,8 @@ def main():
     RESULTS.mkdir(parents=True, exist_ok=True)
     seeds = list(range(args.seeds))
     payload, md = {"seeds": seeds, "budgets": args.budgets, "student_epochs": args.epochs,
-                   "test_samples": args.test_samples, "load_average_start": os.getloadavg()}, ["# Defenses benchmark", ""]
+                   "test_samples": args.test_samples, "load_average_start": os.getloadavg()}, [
+        "# Defenses benchmark", ""]
     name = "defenses_quick" if args.quick else "defenses"
     previous = _previous_parts(name, skip)
     start = time.perf_counter()
@@ -226,7 +227,8 @@ def main():
     if "evasion" not in skip:
         payload["evasion"] = ev = evasion_part(args)
         md += [f"### FGSM / PGD-{PGD_STEPS} on {args.attack_samples} MNIST images vs ART 1.20 (eps {EPS})", "",
-               "| attack | tfmodelsec s | ART s | time ratio | success ours | success ART |", "|---|---|---|---|---|---|"]
+               "| attack | tfmodelsec s | ART s | time ratio | success ours | success ART |",
+               "|---|---|---|---|---|---|"]
         for k, v in ev.items():
             md.append(f"| {k} | {v['tfmodelsec']['seconds']:.1f} | {v['art']['seconds']:.1f} | {v['time_ratio']:.2f}x"
                       f" | {100 * v['tfmodelsec']['success']:.2f} | {100 * v['art']['success']:.2f} |")

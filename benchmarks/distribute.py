@@ -142,7 +142,7 @@ def _timed(cmds) -> float:
     """Run the commands concurrently; wall seconds until the last one ends."""
     start = time.perf_counter()
     procs = [subprocess.Popen(c, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for c in cmds]
-    for cmd, p in zip(cmds, procs):
+    for cmd, p in zip(cmds, procs, strict=True):
         _, err = p.communicate()
         if p.returncode != 0:
             raise SystemExit(f"failed: {' '.join(cmd)}\n{err[-2000:]}")
@@ -197,7 +197,8 @@ def parts_benchmark(tmp: Path, quick: bool, seed: int) -> list:
         from tfmodelsec.unlearning import Sisa
 
         a, b = Sisa.open(tmp / "sisa_unsplit"), Sisa.open(tmp / "sisa_merged")
-        gap = max(float(np.abs(u - v).max()) for s in range(shards) for u, v in zip(a.weights(s, 4), b.weights(s, 4)))
+        gap = max(float(np.abs(u - v).max()) for s in range(shards)
+                  for u, v in zip(a.weights(s, 4), b.weights(s, 4), strict=True))
         return gap == 0.0, {"max_weight_gap": gap, "shards": shards, "slices": 4, "train_records": n_train}
 
     def sisa_unsplit():  # the chain command trains a chain too; train_sisa alone is the fair baseline

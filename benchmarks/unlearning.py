@@ -59,8 +59,8 @@ def residual_grid(cases, path: Path) -> None:
 
     fig = Figure(figsize=(4.2 * len(cases[0]), 3.2 * len(cases)))
     axes = fig.subplots(len(cases), len(cases[0]), squeeze=False)
-    for row, row_cases in zip(axes, cases):
-        for ax, (title, res) in zip(row, row_cases):
+    for row, row_cases in zip(axes, cases, strict=True):
+        for ax, (title, res) in zip(row, row_cases, strict=True):
             d = np.asarray(res.deltas)
             ax.plot(np.arange(len(d)), d, "o", ms=3, label="Δ_t measured")
             if res.fit:

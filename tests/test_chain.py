@@ -51,7 +51,7 @@ def test_chain_layout_blocks_and_storage(chain_dir, digits):
 
 def test_same_seed_same_chain(chain_dir, digits, tmp_path):
     again = train_chain("lenet5", digits, tmp_path / "again", **SETTINGS)
-    for a, b in zip(Chain.open(chain_dir).weights(6), again.weights(6)):
+    for a, b in zip(Chain.open(chain_dir).weights(6), again.weights(6), strict=True):
         np.testing.assert_array_equal(a, b)
 
 
@@ -173,7 +173,7 @@ def test_sigkill_mid_write_then_resume(target, skip, chain_dir, digits, tmp_path
     assert resumed.complete and not list(out.glob("*.tmp"))
     now = {c["file"]: c["sha256"] for c in Chain.open(out).checkpoints}
     assert all(now[f] == h for f, h in kept.items())  # nothing stored before was lost or changed
-    for a, b in zip(Chain.open(chain_dir).weights(6), resumed.weights(6)):
+    for a, b in zip(Chain.open(chain_dir).weights(6), resumed.weights(6), strict=True):
         np.testing.assert_array_equal(a, b)  # same as the run that was never interrupted
 
 

@@ -14,8 +14,7 @@ keras = pytest.importorskip("keras")
 tf = pytest.importorskip("tensorflow")
 
 from tfmodelsec.errors import ModelLoadError  # noqa: E402
-from tfmodelsec.export import (check_export, describe_signatures, export_defended,  # noqa: E402
-                               resolve_version_dir, serving_example)
+from tfmodelsec.export import check_export, describe_signatures, export_defended, resolve_version_dir, serving_example  # noqa: E402
 from tfmodelsec.models import as_victim  # noqa: E402
 from tfmodelsec.oracle import defended_forward  # noqa: E402
 
@@ -410,7 +409,7 @@ def _assert_same(got, expected, where="$"):
             _assert_same(got[k], expected[k], f"{where}.{k}")
     elif isinstance(expected, list):
         assert isinstance(got, list) and len(got) == len(expected), f"{where}: length differs"
-        for i, (g, e) in enumerate(zip(got, expected)):
+        for i, (g, e) in enumerate(zip(got, expected, strict=True)):
             _assert_same(g, e, f"{where}[{i}]")
     else:
         assert got == pytest.approx(expected, abs=1e-6), f"{where}: {got} vs {expected}"

@@ -23,14 +23,14 @@ def test_zoo_builds_any_shape(name, shape):
 
 def test_lenet5_is_the_classic_layout():
     model = build_model("lenet5", (28, 28, 1), 10)
-    dense_units = [l.units for l in model.layers if isinstance(l, keras.layers.Dense)]
-    conv_filters = [l.filters for l in model.layers if isinstance(l, keras.layers.Conv2D)]
+    dense_units = [layer.units for layer in model.layers if isinstance(layer, keras.layers.Dense)]
+    conv_filters = [layer.filters for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
     assert conv_filters == [6, 16] and dense_units == [120, 84, 10]
 
 
 def test_mlp_is_784_128_10():
     model = build_model("mlp", (784,), 10)
-    assert [l.units for l in model.layers if isinstance(l, keras.layers.Dense)] == [128, 10]
+    assert [layer.units for layer in model.layers if isinstance(layer, keras.layers.Dense)] == [128, 10]
 
 
 def test_zoo_errors():
@@ -44,7 +44,7 @@ def test_train_is_seeded_and_learns(digits):
     small = digits.subset(n_train=400, n_test=200)
     a = train_classifier("mlp", small, epochs=3, batch_size=32, seed=3, verbose=0)
     b = train_classifier("mlp", small, epochs=3, batch_size=32, seed=3, verbose=0)
-    for wa, wb in zip(a.model.get_weights(), b.model.get_weights()):
+    for wa, wb in zip(a.model.get_weights(), b.model.get_weights(), strict=True):
         np.testing.assert_array_equal(wa, wb)
     assert a.test_accuracy > 0.5  # 10 classes: chance is 0.1
     with pytest.raises(ValueError, match="epochs"):

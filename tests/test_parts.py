@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from tfmodelsec.attacks.stealing.drmi import merge_mi_parts, mutual_information_matrix, mutual_information_part
 from tfmodelsec.attacks.membership.lira import LiraShadows, lira_scores, merge_lira_shadows, train_lira_shadows
 from tfmodelsec.attacks.membership.shadow import ShadowTraining
+from tfmodelsec.attacks.stealing.drmi import merge_mi_parts, mutual_information_matrix, mutual_information_part
 from tfmodelsec.cli import main
 
 TINY = ShadowTraining(model="mlp", epochs=1, batch_size=64)
@@ -104,7 +104,7 @@ def test_sisa_parts_merge_to_the_unsplit_ensemble(digits, tmp_path):
         [s.tolist() for sh in full.slices for s in sh]
     for s in range(3):
         for r in range(3):
-            for a, b in zip(merged.weights(s, r), full.weights(s, r)):
+            for a, b in zip(merged.weights(s, r), full.weights(s, r), strict=True):
                 np.testing.assert_array_equal(a, b)
     x = data.x_test
     np.testing.assert_array_equal(merged.ensemble().predict(x, verbose=0), full.ensemble().predict(x, verbose=0))

@@ -12,10 +12,10 @@ def test_victim_frozen_and_models_reload_safely(digits_victim, tmp_path):
     before = [w.copy() for w in digits_victim.model.get_weights()]
     result = recover_inputs(digits_victim, epochs=8, lr=0.1, seed=0, verbose=0)
     after = digits_victim.model.get_weights()
-    assert all(np.array_equal(a, b) for a, b in zip(before, after))
+    assert all(np.array_equal(a, b) for a, b in zip(before, after, strict=True))
     # the copy inside the combined model was not trained either
     inner = result.combined_model.layers[-1]
-    assert all(np.array_equal(a, b) for a, b in zip(before, inner.get_weights()))
+    assert all(np.array_equal(a, b) for a, b in zip(before, inner.get_weights(), strict=True))
     assert not any(w.trainable for w in inner.weights)
     attack_path, combined_path = result.save(tmp_path)
     one_hot = np.eye(10, dtype=np.float32)

@@ -34,7 +34,7 @@ def _dir_hash(path) -> str:
 
 
 def _equal(a, b):
-    return all(np.array_equal(x, y) for x, y in zip(a, b))
+    return all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
 
 
 @pytest.fixture(scope="module")
@@ -328,7 +328,7 @@ def test_chain_under_an_explicit_strategy(chain, digits, tmp_path):
         strategy=strategy,
         verbose=0,
     )
-    for a, b in zip(other.weights(BLOCKS), chain.weights(BLOCKS)):
+    for a, b in zip(other.weights(BLOCKS), chain.weights(BLOCKS), strict=True):
         np.testing.assert_allclose(a, b, atol=1e-5)
     result = unlearn(
         other, other.blocks[0][:4], epsilon=0.1, data=digits, strategy=strategy, verbose=0

@@ -49,7 +49,8 @@ def make_strategy(name: str = "default"):
         config = json.loads(raw)
         config["cluster"]["worker"], config["task"]["index"]
     except (ValueError, KeyError, TypeError):
-        raise ValueError(f"TF_CONFIG must be JSON with cluster.worker and task.index. Received: {raw[:200]!r}") from None
+        raise ValueError("TF_CONFIG must be JSON with cluster.worker and task.index. "
+                         f"Received: {raw[:200]!r}") from None
     return tf.distribute.MultiWorkerMirroredStrategy()
 
 

@@ -130,7 +130,7 @@ def tsne_figure(panels, *, title: str = ""):
     panels = list(panels.items())
     fig = _figure((3.6 * len(panels) + 0.4, 3.6))
     axes = fig.subplots(1, len(panels), squeeze=False)[0]
-    for ax, (name, (xy, labels)) in zip(axes, panels):
+    for ax, (name, (xy, labels)) in zip(axes, panels, strict=True):
         xy = np.asarray(xy)
         sc = ax.scatter(xy[:, 0], xy[:, 1], c=np.asarray(labels), cmap="tab10", s=4, vmin=0, vmax=9)
         ax.set_title(str(name), fontsize=9)

@@ -72,7 +72,8 @@ def run(args) -> int:
     plain = victim.probabilities(x)
     answers = _defended(victim, layer, x)
     metrics = {"defense": name, "victim": victim.describe(), "dataset": data.name, "seed": args.seed,
-               "strategy": args.strategy, "params": {k: v for k, v in params.items() if isinstance(v, (int, float, str, bool))},
+               "strategy": args.strategy,
+               "params": {k: v for k, v in params.items() if isinstance(v, (int, float, str, bool))},
                "test_samples": len(x), "victim_accuracy": float((plain.argmax(1) == y).mean()),
                "defender_accuracy": float((answers.argmax(1) == y).mean()),
                "label_kept": float((answers.argmax(1) == plain.argmax(1)).mean())}

@@ -8,8 +8,8 @@ from tfmodelsec.cli._common import (
     add_parser,
     add_strategy_argument,
     add_victim_argument,
-    strategy_arg,
     parse_int_list,
+    strategy_arg,
 )
 
 EXAMPLE = ("tfmodelsec evaluate saved_models/lenet5_mnist.h5 --defenses none,gaussian,reverse_sigmoid,apgp_top1,"

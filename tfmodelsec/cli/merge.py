@@ -63,8 +63,8 @@ def find_parts(paths) -> dict:
 
 
 def run(args) -> int:
-    from tfmodelsec.attacks.stealing.drmi import merge_mi_parts
     from tfmodelsec.attacks.membership.lira import LiraShadows, merge_lira_shadows
+    from tfmodelsec.attacks.stealing.drmi import merge_mi_parts
     from tfmodelsec.unlearning.sisa import merge_sisa
 
     groups = find_parts(args.paths)

@@ -24,6 +24,7 @@ under ``strategy`` if given).
 
 from tfmodelsec.defenses.apgp import APGP, APGPResult, train_apgp
 from tfmodelsec.defenses.apmsa import APMSA
+from tfmodelsec.defenses.evaluate import DefenseReport, evaluate_defenses, tsne_plot
 from tfmodelsec.defenses.mad import MAD
 from tfmodelsec.defenses.output import (
     GaussianNoise,
@@ -32,7 +33,6 @@ from tfmodelsec.defenses.output import (
     Rounding,
     TopK,
 )
-from tfmodelsec.defenses.evaluate import DefenseReport, evaluate_defenses, tsne_plot
 from tfmodelsec.defenses.registry import (
     DEFENSES,
     defended_model,

@@ -12,8 +12,15 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from tfmodelsec.errors import ModelLoadError
-from tfmodelsec.export.signature import (ENDPOINT, INPUT_NAME, METADATA_FILE, OUTPUT_KEYS, SUM_TOLERANCE,
-                                         describe_signatures, resolve_version_dir)
+from tfmodelsec.export.signature import (
+    ENDPOINT,
+    INPUT_NAME,
+    METADATA_FILE,
+    OUTPUT_KEYS,
+    SUM_TOLERANCE,
+    describe_signatures,
+    resolve_version_dir,
+)
 from tfmodelsec.models.io import as_victim
 from tfmodelsec.models.ranges import random_inputs
 from tfmodelsec.utils import check_positive

@@ -105,7 +105,8 @@ def serving_example(path, x, *, format: str = "row", decimals: int | None = 6) -
     inputs = rnd(x.astype(np.float64)).tolist()
     if format == "row":
         request = {"signature_name": ENDPOINT, "instances": inputs}
-        response = {"predictions": [{"label": k, "probabilities": rnd(p).tolist()} for p, k in zip(probs, labels)]}
+        rows = zip(probs, labels, strict=True)
+        response = {"predictions": [{"label": k, "probabilities": rnd(p).tolist()} for p, k in rows]}
     else:
         request = {"signature_name": ENDPOINT, "inputs": inputs}
         response = {"outputs": {"label": labels, "probabilities": rnd(probs).tolist()}}

@@ -416,7 +416,8 @@ def load_victim(path, *, safe_mode: bool = True, input_range="auto", output_kind
 
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"model not found: {path} (expected a .h5 file, a .keras file or a SavedModel directory)")
+        raise FileNotFoundError(f"model not found: {path} (expected a .h5 file, a .keras file or a SavedModel "
+                                "directory)")
     fmt = _detect_format(path)
     if fmt == "savedmodel":
         model = _load_savedmodel(path)

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 
-from tfmodelsec.utils import (Timer, check_choice, check_positive, keras_progress_callback, progbar, resolve_strategy,
-                              set_seed)
+from tfmodelsec.utils import (
+    Timer,
+    check_choice,
+    check_positive,
+    keras_progress_callback,
+    progbar,
+    resolve_strategy,
+    set_seed,
+)
 
 __all__ = ["TrainResult", "fit_seeded", "train_classifier"]
 
@@ -99,7 +106,7 @@ def _make_epoch_fn(net, strategy):
             probs = net(x, training=True)
             loss = tf.reduce_sum(loss_fn(y, probs) * w)
         grads = tape.gradient(loss, net.trainable_variables)
-        opt.apply_gradients(zip(grads, net.trainable_variables))
+        opt.apply_gradients(zip(grads, net.trainable_variables, strict=True))
         correct = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(probs, axis=1), y), tf.float32))
         return loss, correct
 
@@ -125,7 +132,7 @@ def _make_epoch_fn(net, strategy):
 
 
 def train_classifier(
-    model: "str | Callable | object",
+    model: str | Callable | object,
     data,
     *,
     epochs: int = 5,

@@ -10,7 +10,7 @@ model-stealing literature; ``resnet18`` is the CIFAR-size ResNet (He et al. 2016
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import keras
 from keras import layers

@@ -140,7 +140,7 @@ class BlockTrainer:
                 # and replicas' gradients add up to the global batch's gradient.
                 loss = tf.reduce_sum(per_record * w)
             grads = tape.gradient(loss, net.trainable_variables)
-            opt.apply_gradients(zip(grads, net.trainable_variables))
+            opt.apply_gradients(zip(grads, net.trainable_variables, strict=True))
 
         def run_epoch(dist_data, seeds):
             i = tf.constant(0)

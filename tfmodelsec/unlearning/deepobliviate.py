@@ -132,7 +132,7 @@ def stitch(chain, weights_k, k: int) -> list:
     final, at_k = chain.weights(chain.config.blocks), chain.weights(int(k))
     return [
         (f + (np.asarray(w, f.dtype) - m)).astype(f.dtype)
-        for f, w, m in zip(final, weights_k, at_k)
+        for f, w, m in zip(final, weights_k, at_k, strict=True)
     ]
 
 

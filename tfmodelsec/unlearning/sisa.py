@@ -73,7 +73,7 @@ class Sisa:
         self.checkpoints = manifest["checkpoints"]  # [shard][stage] entries
 
     @classmethod
-    def open(cls, path, *, verify: bool = True) -> "Sisa":
+    def open(cls, path, *, verify: bool = True) -> Sisa:
         path = Path(path)
         if not (path / "manifest.json").is_file():
             raise FileNotFoundError(
@@ -350,22 +350,11 @@ def unlearn_sisa(sisa: Sisa, delete_ids, *, data, strategy=None, verbose: int = 
             final.append(sisa.weights(s, R))
             continue
         first = int(slice_of[shard_of == s].min())
-        w = sisa.weights(s, first - 1)
-        for _, w in _train_stages(
-            trainer,
-            w,
-            sisa.slices[s],
-            x,
-            y,
-            lambda i: (~np.isin(i, ids)).astype(np.float32),
-            c["seed"],
-            s,
-            first,
-            R,
-            c["epochs_per_slice"],
-        ):
-            stages += 1
-        final.append(w)
+        trained = list(_train_stages(trainer, sisa.weights(s, first - 1), sisa.slices[s], x, y,
+                                     lambda i: (~np.isin(i, ids)).astype(np.float32), c["seed"], s, first, R,
+                                     c["epochs_per_slice"]))
+        stages += len(trained)
+        final.append(trained[-1][1])  # the shard's last stage
         bar.update(affected.index(s) + 1)
     seconds = time.perf_counter() - start
     return UnlearnResult(
