@@ -146,3 +146,25 @@ def test_bad_refine(tiny_model):
     for bad in (-1, 1.5, True):
         with pytest.raises(ValueError, match="refine"):
             APMSA(tiny_model, refine=bad)
+
+
+@pytest.mark.skipif(not __import__("conftest").has_mnist(), reason="needs the offline MNIST cache")
+def test_defaults_reach_the_boundary_on_the_committed_lenet5():
+    # the walk's label flips within its steps for (nearly) every query, and the answers sit near the
+    # boundary (top-2 margin far below the undefended ~1.0); the former defaults (eps 0.1, 10 steps,
+    # no bisection) flipped 46% and answered with a margin of 0.61
+    from pathlib import Path
+
+    from tfmodelsec import load_victim
+    from tfmodelsec.data import load_dataset
+    from tfmodelsec.defenses import make_defense
+
+    victim = load_victim(Path(__file__).resolve().parents[1] / "saved_models" / "lenet5_mnist.h5")
+    x = load_dataset("mnist").x_test[:100]
+    layers = {"layer": APMSA(victim.probability_model),
+              **{m: make_defense(f"apmsa_{m}", victim) for m in ("fgsm", "pgd", "cw")}}
+    for name, layer in layers.items():
+        answers, _, flipped = (np.asarray(t) for t in layer.walk(x))
+        top2 = np.sort(answers, axis=1)[:, -2:]
+        assert flipped.mean() >= 0.95, (name, flipped.mean())
+        assert (top2[:, 1] - top2[:, 0]).mean() < 0.3, (name, (top2[:, 1] - top2[:, 0]).mean())

@@ -8,6 +8,10 @@ keeps the last point whose label is still ``M``, stops when the label would flip
 changes; the probability vectors an attacker trains on sit next to the decision
 boundary and say little about the model's inside.
 
+The walk moves in steps, so the last label-keeping point can sit up to a step before the
+flip; ``refine`` bisects that last step (forward passes only) to bring the answer to the
+boundary. :meth:`APMSA.walk` returns the points and whether each query's label flipped.
+
 The whole loop for a batch runs in one ``tf.while_loop`` with a per-sample mask,
 so the layer runs in ``BlackBox(defense=...)`` and in an exported SavedModel. The
 step rules reuse :mod:`tfmodelsec.attacks.evasion` (``normalized_step``,
@@ -63,6 +67,14 @@ class APMSA(keras.layers.Layer):
         norm: ``"linf"`` or ``"l2"`` for fgsm / pgd (cw is always L2).
         c: CW trade-off constant (> 0).
         clip_min, clip_max: the valid input range (``None``: unbounded on that side).
+        refine: bisections of the last step for queries whose label flipped within the walk
+            (``refine`` forward passes, no gradient): the answer comes from a point within
+            ``1 / 2**refine`` of a step of the flip instead of up to a whole step before it.
+
+    Defaults (eps 0.25, 5 steps, refine 4) reach the boundary on inputs in [0, 1]: on the committed
+    LeNet-5/MNIST 99% of queries flip within the walk and the answers' top-2 margin falls from
+    ~1.0 (undefended) to 0.12 (0.79 without ``refine``; the former defaults eps 0.1, 10 steps
+    reached the flip for 46% of queries). ``benchmarks/speed.py`` measures this and the cost.
 
     Example:
         >>> defense = APMSA(victim, method="cw", eps=1.0, steps=10)  # doctest: +SKIP
@@ -71,9 +83,9 @@ class APMSA(keras.layers.Layer):
 
     operates_on = "inputs"
 
-    def __init__(self, victim, method: str = "fgsm", eps: float = 0.1, steps: int = 10,
+    def __init__(self, victim, method: str = "fgsm", eps: float = 0.25, steps: int = 5,
                  step_size: float | None = None, norm: str = "linf", c: float = 1.0,
-                 clip_min: float | None = 0.0, clip_max: float | None = 1.0, refine: int = 0, **kwargs):
+                 clip_min: float | None = 0.0, clip_max: float | None = 1.0, refine: int = 4, **kwargs):
         super().__init__(**kwargs)
         self.method = check_choice("method", method, METHODS)
         check_nonnegative("eps", eps)
