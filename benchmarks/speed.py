@@ -18,6 +18,14 @@ apmsa, serving. ``--quick`` runs every row on small settings (smoke test, minute
     PYTHONPATH=. python benchmarks/speed.py                 # full table -> results/speed.json / .md
     PYTHONPATH=. python benchmarks/speed.py --quick         # smoke run  -> results/speed_quick.*
     PYTHONPATH=. python benchmarks/speed.py --rows pgd,apmsa --out speed_partial
+    PYTHONPATH=. python benchmarks/speed.py --merge speed_partial    # its rows into results/speed.json
+    PYTHONPATH=. python benchmarks/speed.py --readme        # README's Speed table from results/speed.json
+
+Full settings: FGSM and PGD-40 on 10,000 MNIST test images, CW-100 on 2,000 (ART's CW on 20: it
+takes ~50 s for 5 images under load); inversion 600 iterations each side, time to quality with
+MIFace capped at 150 s; stealing 150 / 600 / 5,000 queries, 10 epochs; LiRA-16 on 2,000 records;
+APMSA on 1,024 queries; serving 8 x 256 and 200 x 1 calls. ``--quick``: 1,000 / 500 / 200 images,
+100 inversion iterations, 2 epochs, LiRA-4 on 500 records with 5 epochs.
 
 Targets (issue 19): every row <= 1.0x ART on the same work; FGSM / PGD / CW <= 0.25x ART at ART's
 best batch size; every row <= 1.2x the floor; APMSA-FGSM <= 20x a forward pass per query; MAD
@@ -33,7 +41,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS, SAVED, setup_keras_home, write_result  # noqa: E402
+from _common import RESULTS, SAVED, command_line, setup_keras_home, write_result  # noqa: E402
 
 setup_keras_home()
 
@@ -319,6 +327,30 @@ def _ratio(r: dict | None) -> str:
     return f"{r['median']:.2f}× ({r['min']:.2f}–{r['max']:.2f})"
 
 
+def _label(row: dict) -> str:
+    """The row's label, marked where it was measured with --quick settings (merged into a full table)."""
+    return row["label"] + (" (quick settings)" if row.get("quick") else "")
+
+
+def merge(into: str, source: str) -> None:
+    """Add the rows of results/SOURCE.json to results/INTO.json, replacing rows with the same key.
+
+    Rows keep their own command, settings and ``quick`` flag; the tables mark quick rows.
+    """
+    target_path, source_path = RESULTS / f"{into}.json", RESULTS / f"{source}.json"
+    payload, extra = json.loads(target_path.read_text()), json.loads(source_path.read_text())
+    keys = {r["key"] for r in extra["rows"]}
+    payload["rows"] = sorted([r for r in payload["rows"] if r["key"] not in keys] + extra["rows"],
+                             key=lambda r: ROWS.index(r["key"]))
+    payload.setdefault("merged", []).append({"from": source, "keys": sorted(keys), "command": extra["command"],
+                                             "load_start": extra["load_start"], "load_end": extra["load_end"]})
+    from tfmodelsec.utils import write_json
+
+    write_json(target_path, payload)
+    (RESULTS / f"{into}.md").write_text(markdown(payload))
+    print(f"results/{into}.json: rows {sorted(keys)} from results/{source}.json")
+
+
 def markdown(payload: dict) -> str:
     lines = ["# Speed: tfmodelsec vs ART 1.20 vs a bare compiled loop", "",
              f"Command: `{payload['command']}` (seed {payload['seed']}). Machine: {payload['machine']['cpu_count']} "
@@ -329,7 +361,7 @@ def markdown(payload: dict) -> str:
              "| Row | Work | tfmodelsec s | ART 1.20 s | floor s | ours / ART | ours / floor | quality |",
              "|---|---|---|---|---|---|---|---|"]
     for row in payload["rows"]:
-        lines.append(f"| {row['label']} | {row['work']} | {_secs(row.get('tfmodelsec'))} | {_secs(row.get('art'))} | "
+        lines.append(f"| {_label(row)} | {row['work']} | {_secs(row.get('tfmodelsec'))} | {_secs(row.get('art'))} | "
                      f"{_secs(row.get('floor'))} | {_ratio(row.get('vs_art'))} | {_ratio(row.get('vs_floor'))} | "
                      f"{row.get('quality', '')} |")
     lines += ["", "## Targets", "", "| Row | Target | Value | Met |", "|---|---|---|---|"]
@@ -340,6 +372,9 @@ def markdown(payload: dict) -> str:
     notes = [(row["label"], n) for row in payload["rows"] for n in row.get("notes", [])]
     if notes:
         lines += ["", "## Notes", ""] + [f"- {label}: {n}" for label, n in notes]
+    for m in payload.get("merged", []):
+        lines += ["", f"Rows {m['keys']} merged from `{m['command']}` (load average {m['load_start']} → "
+                      f"{m['load_end']})."]
     lines += ["", f"Total {payload['seconds']:.0f} s.", ""]
     return "\n".join(lines)
 
@@ -364,7 +399,7 @@ def readme_table(payload: dict) -> str:
              "|---|---|---|---|---|---|---|"]
     for row in payload["rows"]:
         secs = [f"{row[k]['median_s']:.3g}" if row.get(k) else "-" for k in ("tfmodelsec", "art", "floor")]
-        lines.append(f"| {row['label']} | {' | '.join(secs)} | {_short(row.get('vs_art'))} | "
+        lines.append(f"| {_label(row)} | {' | '.join(secs)} | {_short(row.get('vs_art'))} | "
                      f"{_short(row.get('vs_floor'))} | {row.get('quality', '')} |")
     missed = [f"{row['label']}: {t['target']} ({t['value']})" for row in payload["rows"]
               for t in row.get("targets", []) if t["met"] is False]
@@ -383,6 +418,20 @@ def update_readme(name: str) -> None:
     head, rest = text.split(README_START, 1)
     readme.write_text(head + table + rest.split(README_END, 1)[1])
     print(f"README.md: speed table from benchmarks/results/{name}.json")
+
+
+def _write(args, payload: dict, old_rows: list, start: float, *, done: bool) -> str:
+    """Write results/<out>.json / .md; a partial run (--rows) keeps the other rows of the previous file."""
+    from tfmodelsec.utils import machine_info
+
+    out = {**payload, "load_end": load_now(), "seconds": round(time.perf_counter() - start, 1), "complete": done}
+    if set(args.rows) != set(ROWS):
+        keep = [r for r in old_rows if r.get("key") not in set(args.rows)]
+        out["rows"] = sorted(keep + payload["rows"], key=lambda r: ROWS.index(r["key"]))
+        out["merged_from_earlier_run"] = sorted({r["key"] for r in keep})
+    md = markdown({**out, "command": command_line(), "machine": machine_info()})
+    write_result(args.out, out, md)
+    return md
 
 
 # --- driver -----------------------------------------------------------------------------------
@@ -418,6 +467,8 @@ def parse_args(argv=None):
     p.add_argument("--quick", action="store_true", help="small settings everywhere (smoke run)")
     p.add_argument("--repeats", type=int, default=None, help="interleaved rounds per row (default 3; quick 2)")
     p.add_argument("--out", default=None, help="result name (default speed, or speed_quick with --quick)")
+    p.add_argument("--merge", default=None, metavar="NAME",
+                   help="measure nothing: add the rows of results/NAME.json to results/<out>.json")
     p.add_argument("--readme", action="store_true",
                    help="measure nothing: rewrite README.md's Speed table from results/<out>.json")
     args = p.parse_args(argv)
@@ -439,40 +490,32 @@ def main(argv=None) -> int:
 
     row_fns = {k: globals().get(f"row_{k}") or getattr(_speed_rows, f"row_{k}") for k in ROWS}
 
-    from _common import command_line
-
     args = parse_args(argv)
+    if args.merge:
+        merge(args.out, args.merge)
     if args.readme:
         update_readme(args.out)
+    if args.merge or args.readme:
         return 0
     ctx = Context(args)
     payload = {"seed": SEED, "quick": args.quick, "repeats": args.repeats, "rows_run": args.rows,
                "load_start": load_now(), "rows": []}
     start = time.perf_counter()
     previous = RESULTS / f"{args.out}.json"
+    old_rows = json.loads(previous.read_text()).get("rows", []) if previous.is_file() else []
     for key in args.rows:
         t = time.perf_counter()
         print(f"== {key} (load {load_now()})", flush=True)
         for row in row_fns[key](ctx):
             row.update({"seconds_to_measure": round(time.perf_counter() - t, 1), "load_after": load_now(),
-                        "command": command_line()})
+                        "command": command_line(), "quick": args.quick})
             for side in ("tfmodelsec", "art", "floor"):
                 row[side] = clean(row.get(side))
             payload["rows"].append(row)
             print(json.dumps({k: row.get(k) for k in ("label", "vs_art", "vs_floor", "quality", "targets")},
                              default=str), flush=True)
-    payload["load_end"] = load_now()
-    payload["seconds"] = round(time.perf_counter() - start, 1)
-    if previous.is_file() and set(args.rows) != set(ROWS):
-        # a partial run replaces its rows in the existing table and keeps the others
-        old = json.loads(previous.read_text())
-        keep = [r for r in old.get("rows", []) if r.get("key") not in set(args.rows)]
-        payload["rows"] = sorted(keep + payload["rows"], key=lambda r: ROWS.index(r["key"]))
-        payload["merged_from_earlier_run"] = sorted({r["key"] for r in keep})
-    from tfmodelsec.utils import machine_info
-
-    md = markdown({**payload, "command": command_line(), "machine": machine_info()})
-    write_result(args.out, payload, md)
+        # written after every row group, so that a failure later keeps what was measured
+        md = _write(args, payload, old_rows, start, done=key == args.rows[-1])
     print(md)
     return 0
 
