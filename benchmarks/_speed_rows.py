@@ -228,7 +228,8 @@ def row_lira(ctx):
              "tfmodelsec": one, "art": art, "floor": None,
              "vs_art": {"median": ours_s / art_s, "min": ours_s / art_s, "max": ours_s / art_s}, "vs_floor": None,
              "tpr_at_fpr_0.001": {"tfmodelsec": ours_tpr, "art": art_tpr, "ratio": tpr_ratio},
-             "quality": f"TPR@0.1%FPR {100 * ours_tpr:.2f}% vs {100 * art_tpr:.2f}%" + (f" ({tpr_ratio:.1f}×)" if tpr_ratio else ""),
+             "quality": (f"TPR@0.1%FPR {100 * ours_tpr:.2f}% vs {100 * art_tpr:.2f}%"
+                         + (f" ({tpr_ratio:.1f}×)" if tpr_ratio else "")),
              "notes": ["not the same work: LiRA trains reference models, ART's attack fits a classifier on labelled "
                        "members; the row says what each costs for its TPR. No target applies."],
              "targets": []},

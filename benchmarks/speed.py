@@ -387,20 +387,26 @@ def _short(r: dict | None) -> str:
     return "-" if not r else f"{r['median']:.2f}×"
 
 
-def readme_table(payload: dict) -> str:
+def readme_table(payload: dict, name: str = "speed") -> str:
     """The README's Speed table: one line per row, seconds and ratios (medians), quality."""
     m = payload["machine"]
+    merged = "".join(f"; rows {', '.join(x['keys'])} by `{x['command']}` (load {x['load_start']} → {x['load_end']})"
+                     for x in payload.get("merged", []))
     lines = [README_START,
-             f"Measured by `{payload['command']}` (seed {payload['seed']}) on {m['cpu_count']} CPU cores, no GPU, "
-             f"load average {payload['load_start']} → {payload['load_end']}; medians of interleaved repeats "
-             "(spreads, settings and targets: [speed.md](benchmarks/results/speed.md)). Floor: a bare compiled "
-             "`tf.function` loop doing the same arithmetic.", "",
+             f"Measured by `{payload['command']}` (seed {payload['seed']}; load average {payload['load_start']} → "
+             f"{payload['load_end']}){merged}, on {m['cpu_count']} shared CPU cores, no GPU; medians of interleaved "
+             f"repeats (spreads, settings, targets, notes: [{name}.md](benchmarks/results/{name}.md)). Floor: a bare "
+             "compiled `tf.function` loop doing the same arithmetic.", "",
              "| Row | tfmodelsec s | ART 1.20 s | floor s | ours / ART | ours / floor | quality (ours / ART / floor) |",
              "|---|---|---|---|---|---|---|"]
+    all_quick = all(row.get("quick") for row in payload["rows"])
+    if all_quick:
+        lines[1] += " Every row with `--quick` settings (small sizes: a smoke run, not the full table)."
     for row in payload["rows"]:
         secs = [f"{row[k]['median_s']:.3g}" if row.get(k) else "-" for k in ("tfmodelsec", "art", "floor")]
-        lines.append(f"| {_label(row)} | {' | '.join(secs)} | {_short(row.get('vs_art'))} | "
-                     f"{_short(row.get('vs_floor'))} | {row.get('quality', '')} |")
+        quality = row.get("quality", "").split(";")[0]  # the first clause; the rest is in the .md
+        lines.append(f"| {row['label'] if all_quick else _label(row)} | {' | '.join(secs)} | "
+                     f"{_short(row.get('vs_art'))} | {_short(row.get('vs_floor'))} | {quality} |")
     missed = [f"{row['label']}: {t['target']} ({t['value']})" for row in payload["rows"]
               for t in row.get("targets", []) if t["met"] is False]
     if missed:
@@ -414,7 +420,7 @@ def update_readme(name: str) -> None:
     text = readme.read_text()
     if README_START not in text or README_END not in text:
         raise SystemExit(f"README.md has no speed-table markers ({README_START!r} ... {README_END!r})")
-    table = readme_table(json.loads((RESULTS / f"{name}.json").read_text()))
+    table = readme_table(json.loads((RESULTS / f"{name}.json").read_text()), name)
     head, rest = text.split(README_START, 1)
     readme.write_text(head + table + rest.split(README_END, 1)[1])
     print(f"README.md: speed table from benchmarks/results/{name}.json")
