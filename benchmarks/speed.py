@@ -22,7 +22,7 @@ apmsa, serving. ``--quick`` runs every row on small settings (smoke test, minute
     PYTHONPATH=. python benchmarks/speed.py --readme        # README's Speed table from results/speed.json
 
 Full settings: FGSM and PGD-40 on 10,000 MNIST test images, CW-100 on 2,000 (ART's CW on 20: it
-takes ~50 s for 5 images under load); inversion 600 iterations each side, time to quality with
+takes ~50 s for 5 images under load); inversion 200 iterations each side, time to quality with
 MIFace capped at 150 s; stealing 150 / 600 / 5,000 queries, 10 epochs; LiRA-16 on 2,000 records;
 APMSA on 1,024 queries; serving 8 x 256 and 200 x 1 calls. ``--quick``: 1,000 / 500 / 200 images,
 100 inversion iterations, 2 epochs, LiRA-4 on 500 records with 5 epochs.
@@ -206,7 +206,7 @@ def row_inversion(ctx):
 
     args, victim = ctx.args, ctx.victim
     means = class_means(ctx.mnist.x_train, ctx.mnist.y_train, 10)
-    steps = 100 if args.quick else 600
+    steps = 100 if args.quick else 200  # MIFace: ~0.2 s CPU per iteration for 10 classes
     clf = ctx.get("art_clf_inv", lambda: art_classifier(victim.model))
     config = InversionConfig()
     bare, floor_note = floor.inversion_loop(victim, config, steps)
@@ -387,6 +387,10 @@ def _short(r: dict | None) -> str:
     return "-" if not r else f"{r['median']:.2f}×"
 
 
+def _cpu(r: dict | None) -> str:
+    return "-" if not r or r.get("cpu") is None else f"{r['cpu']:.2f}×"
+
+
 def readme_table(payload: dict, name: str = "speed") -> str:
     """The README's Speed table: one line per row, seconds and ratios (medians), quality."""
     m = payload["machine"]
@@ -396,9 +400,11 @@ def readme_table(payload: dict, name: str = "speed") -> str:
              f"Measured by `{payload['command']}` (seed {payload['seed']}; load average {payload['load_start']} → "
              f"{payload['load_end']}){merged}, on {m['cpu_count']} shared CPU cores, no GPU; medians of interleaved "
              f"repeats (spreads, settings, targets, notes: [{name}.md](benchmarks/results/{name}.md)). Floor: a bare "
-             "compiled `tf.function` loop doing the same arithmetic.", "",
-             "| Row | tfmodelsec s | ART 1.20 s | floor s | ours / ART | ours / floor | quality (ours / ART / floor) |",
-             "|---|---|---|---|---|---|---|"]
+             "compiled `tf.function` loop doing the same arithmetic. On a loaded machine the process-CPU-time ratio "
+             "is the steadier one.", "",
+             "| Row | tfmodelsec s | ART 1.20 s | floor s | ours / ART | ours / floor | ours / floor, CPU time | "
+             "quality (ours / ART / floor) |",
+             "|---|---|---|---|---|---|---|---|"]
     all_quick = all(row.get("quick") for row in payload["rows"])
     if all_quick:
         lines[1] += " Every row with `--quick` settings (small sizes: a smoke run, not the full table)."
@@ -406,7 +412,8 @@ def readme_table(payload: dict, name: str = "speed") -> str:
         secs = [f"{row[k]['median_s']:.3g}" if row.get(k) else "-" for k in ("tfmodelsec", "art", "floor")]
         quality = row.get("quality", "").split(";")[0]  # the first clause; the rest is in the .md
         lines.append(f"| {row['label'] if all_quick else _label(row)} | {' | '.join(secs)} | "
-                     f"{_short(row.get('vs_art'))} | {_short(row.get('vs_floor'))} | {quality} |")
+                     f"{_short(row.get('vs_art'))} | {_short(row.get('vs_floor'))} | {_cpu(row.get('vs_floor'))} | "
+                     f"{quality} |")
     missed = [f"{row['label']}: {t['target']} ({t['value']})" for row in payload["rows"]
               for t in row.get("targets", []) if t["met"] is False]
     if missed:
