@@ -196,7 +196,12 @@ def fgsm(model, x, y=None, *, eps: float, norm: str = "linf", targeted: bool = F
 
 
 def _cw_fn(model):
-    """Compiled CW-L2 loop with a fixed trade-off constant; keeps the best success per sample."""
+    """Compiled CW-L2 loop with a fixed trade-off constant; keeps the best success per sample.
+
+    One forward + backward pass per step: the forward pass that gives the gradient at
+    the current iterate also says whether it is adversarial and how far it moved, so the
+    best point is recorded from it; one forward pass after the loop checks the last iterate.
+    """
 
     def run(x0, y, c, lr, steps, kappa, sign, clip_lo, clip_hi):
         span = clip_hi - clip_lo
@@ -207,39 +212,37 @@ def _cw_fn(model):
         onehot = tf.one_hot(y, num_classes)
         axes = list(range(1, len(x0.shape)))
 
-        def to_x(w_):
-            return clip_lo + span * (tf.tanh(w_) + 1.0) / 2.0
-
-        def margin(x):
+        def evaluate(w_):
+            """The iterate's image, its squared distance to x0 and its margin."""
+            x = clip_lo + span * (tf.tanh(w_) + 1.0) / 2.0
             z = log_probabilities(model, x)  # log-probs differ from logits by a per-row constant
             own = tf.reduce_sum(onehot * z, axis=1)
             other = tf.reduce_max(z - 1e9 * onehot, axis=1)
             # untargeted: push own below the best other; targeted: push y above the rest
-            return tf.where(sign > 0, own - other, other - own)
+            margin = tf.where(sign > 0, own - other, other - own)
+            return x, tf.reduce_sum(tf.square(x - x0), axis=axes), margin
+
+        def record(x, dist, margin, best, best_dist):
+            improved = tf.logical_and(margin <= -kappa, dist < best_dist)
+            return tf.where(_broadcast_mask(improved, x) > 0, x, best), tf.where(improved, dist, best_dist)
 
         def body(i, w_, m, v, best, best_dist):
             with tf.GradientTape() as tape:
                 tape.watch(w_)
-                x = to_x(w_)
-                dist = tf.reduce_sum(tf.square(x - x0), axis=axes)
-                loss = tf.reduce_sum(dist + c * tf.maximum(margin(x), -kappa))
+                x, dist, margin = evaluate(w_)
+                loss = tf.reduce_sum(dist + c * tf.maximum(margin, -kappa))
             g = tape.gradient(loss, w_)
+            best, best_dist = record(x, dist, margin, best, best_dist)
             t = tf.cast(i + 1, tf.float32)
             m = 0.9 * m + 0.1 * g
             v = 0.999 * v + 0.001 * tf.square(g)
             update = lr * (m / (1 - 0.9 ** t)) / (tf.sqrt(v / (1 - 0.999 ** t)) + 1e-8)
-            w_new = w_ - update
-            x = to_x(w_new)
-            dist = tf.reduce_sum(tf.square(x - x0), axis=axes)
-            success = margin(x) <= -kappa
-            improved = tf.logical_and(success, dist < best_dist)
-            best = tf.where(_broadcast_mask(improved, x) > 0, x, best)
-            best_dist = tf.where(improved, dist, best_dist)
-            return i + 1, w_new, m, v, best, best_dist
+            return i + 1, w_ - update, m, v, best, best_dist
 
         init = (tf.constant(0), w, tf.zeros_like(w), tf.zeros_like(w), x0,
                 tf.fill(tf.shape(y), tf.constant(np.inf, tf.float32)))
-        _, _, _, _, best, best_dist = tf.while_loop(lambda i, *_: i < steps, body, init)
+        _, w, _, _, best, best_dist = tf.while_loop(lambda i, *_: i < steps, body, init)
+        best, best_dist = record(*evaluate(w), best, best_dist)
         return best, tf.math.is_finite(best_dist)
 
     return tf.function(run, reduce_retracing=True)

@@ -16,8 +16,9 @@ DEFENSES = ("none", "gaussian", "reverse_sigmoid", "rounding", "topk", "label", 
 # Defaults tuned on 28x28 MNIST-like inputs in [0, 1]; the radius is scaled to the victim's input
 # range (its width; for unbounded inputs the mean per-feature spread of ``x``, else 1). Override
 # through **params (taken as given, unscaled).
-_APMSA_DEFAULTS = {"fgsm": {"eps": 0.25, "steps": 5}, "pgd": {"eps": 0.25, "steps": 5},
-                   "cw": {"eps": 3.0, "steps": 5, "c": 1.0}}
+# ``refine`` bisects the last step so that the answer sits at the flip, not up to a step before it.
+_APMSA_DEFAULTS = {"fgsm": {"eps": 0.25, "steps": 5, "refine": 4}, "pgd": {"eps": 0.25, "steps": 5, "refine": 4},
+                   "cw": {"eps": 3.0, "steps": 5, "c": 1.0, "refine": 4}}
 _APGP_DEFAULTS = {"epochs": 10, "batch_size": 256, "learning_rate": 3e-2}
 _APGP_TRAIN_SAMPLES = 10000
 
@@ -49,7 +50,7 @@ def make_defense(name: str, victim, *, x=None, seed: int = 0, strategy=None, ver
         **params: the layer's own options, e.g. ``stddev`` (gaussian), ``beta``/``gamma``
             (reverse_sigmoid), ``decimals`` (rounding), ``k`` (topk), ``surrogate``/``epsilon``
             (mad), ``epochs``/``distance``/``learning_rate`` (apgp), ``eps``/``steps``/``step_size``/
-            ``c`` (apmsa).
+            ``c``/``refine`` (apmsa).
 
     Returns:
         A Keras layer for ``BlackBox(victim, defense=...)`` / :func:`defended_model`, or ``None``.
