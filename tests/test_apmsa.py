@@ -168,3 +168,9 @@ def test_defaults_reach_the_boundary_on_the_committed_lenet5():
         top2 = np.sort(answers, axis=1)[:, -2:]
         assert flipped.mean() >= 0.95, (name, flipped.mean())
         assert (top2[:, 1] - top2[:, 0]).mean() < 0.3, (name, (top2[:, 1] - top2[:, 0]).mean())
+
+
+def test_a_layer_saved_before_refine_existed_loads_without_it(tiny_model):
+    config = APMSA(tiny_model, method="fgsm", eps=0.2, steps=3).get_config()
+    assert config.pop("refine") == 4  # today's default
+    assert APMSA.from_config(config).refine == 0  # the answers it gave when it was saved

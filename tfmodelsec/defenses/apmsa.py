@@ -218,3 +218,8 @@ class APMSA(keras.layers.Layer):
         return {**super().get_config(), "victim": _wrapping.serialize_model(self.victim), "method": self.method,
                 "eps": self.eps, "steps": self.steps, "step_size": self.step_size, "norm": self.norm,
                 "c": self.c, "clip_min": self.clip_min, "clip_max": self.clip_max, "refine": self.refine}
+
+    @classmethod
+    def from_config(cls, config):
+        # a layer saved before `refine` existed answered from its last whole step: it loads that way
+        return super().from_config({"refine": 0, **config})
