@@ -223,8 +223,9 @@ def test_bad_input_errors(overfit, digits):
         membership_inference(victim, (x, np.full_like(y, 10)), non_members)
     with pytest.raises(ValueError, match="members"):
         membership_inference(victim, (x, -np.ones_like(y)), non_members)
-    with pytest.raises(ValueError, match="num_shadows"):
-        membership_inference(victim, members, non_members, attack="lira", num_shadows=1)
+    for attack in ("lira", "rmia"):  # fewer reference models than a pair: refused before any training
+        with pytest.raises(ValueError, match=r"at least 2 reference models.*num_shadows=1; pass num_shadows >= 2"):
+            membership_inference(victim, members, non_members, attack=attack, num_shadows=1, population=population)
     with pytest.raises(ValueError, match="population.*overlap"):
         membership_inference(victim, members, non_members, attack="rmia", population=(x[:20], y[:20]))
     with pytest.raises(ValueError, match="population"):
