@@ -34,8 +34,14 @@ setup_keras_home()
 
 import numpy as np  # noqa: E402
 
-from tfmodelsec.attacks.membership import (LabelOnly, ShadowTraining, membership_inference,  # noqa: E402
-                                           membership_split, merge_lira_shadows, train_lira_shadows)
+from tfmodelsec.attacks.membership import (  # noqa: E402
+    LabelOnly,
+    ShadowTraining,
+    membership_inference,
+    membership_split,
+    merge_lira_shadows,
+    train_lira_shadows,
+)
 from tfmodelsec.metrics import bootstrap_intervals, membership_auc, tpr_at_fpr  # noqa: E402
 
 RECIPE = dict(epochs=40, batch_size=128, learning_rate=5e-3, schedule="cosine")
@@ -54,8 +60,10 @@ def load() -> tuple:
 
 def art_scores(predict, input_shape, num_classes, targets, is_member, seed, *, clip, suffix=""):
     """ART 1.20's black-box attacks (rf, gb), cross-fitted over two halves of the targets, and rule-based."""
-    from art.attacks.inference.membership_inference import (MembershipInferenceBlackBox,
-                                                             MembershipInferenceBlackBoxRuleBased)
+    from art.attacks.inference.membership_inference import (
+        MembershipInferenceBlackBox,
+        MembershipInferenceBlackBoxRuleBased,
+    )
     from art.estimators.classification import BlackBoxClassifier
 
     est = BlackBoxClassifier(predict, input_shape, num_classes, clip_values=clip)

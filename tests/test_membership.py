@@ -7,8 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from tfmodelsec.attacks.membership import (MembershipResult, ShadowTraining, membership_inference,
-                                           membership_split)
+from tfmodelsec.attacks.membership import MembershipResult, ShadowTraining, membership_inference, membership_split
 from tfmodelsec.attacks.membership.threshold import THRESHOLD_SIGNALS, logit_confidence, threshold_scores
 from tfmodelsec.metrics import attacker_advantage, membership_auc, tpr_at_fpr
 
@@ -296,8 +295,8 @@ def test_cli_membership_writes_outputs(overfit, tmp_path, capsys):
 
 
 def test_audit_section_quick(digits_victim, digits, tmp_path):
-    from tfmodelsec.audit.membership import audit_section
     from tfmodelsec.audit import AuditContext
+    from tfmodelsec.audit.membership import audit_section
 
     section = audit_section(AuditContext(digits_victim, digits, tmp_path, quick=True, verbose=0))
     assert section.key == "membership"
