@@ -92,7 +92,7 @@ def test_bootstrap_matches_sklearn_points_and_covers_the_true_tpr():
 
 # --- reference models trained together equal those trained one by one -------------------------
 
-def test_batched_reference_models_equal_separate_ones(digits):
+def test_batched_reference_models_equal_separate_ones(digits, capsys):
     import keras
 
     from tfmodelsec.attacks.membership.references import predict_signals, train_models
@@ -105,7 +105,8 @@ def test_batched_reference_models_equal_separate_ones(digits):
     x, y = digits.x_train[:120], digits.y_train[:120]
     subsets = [np.arange(0, 120, 2), np.arange(1, 120, 2)]  # a complementary pair of 60 records each
     training = ShadowTraining(epochs=1, batch_size=16, learning_rate=3e-3, schedule="cosine")  # 60 = 3*16 + 12
-    together = train_models(build, x, y, subsets, [5, 6], training, at_once=2, verbose=0)
+    together = train_models(build, x, y, subsets, [5, 6], training, at_once=2, verbose=1)
+    assert "model 2/2" in capsys.readouterr().out  # the progress bar counts whole models
     apart = train_models(build, x, y, subsets, [5, 6], training, at_once=1, verbose=0)  # train_classifier each
     for a, b in zip(together, apart, strict=True):
         for wa, wb in zip(a.get_weights(), b.get_weights(), strict=True):

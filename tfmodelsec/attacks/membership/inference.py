@@ -223,9 +223,10 @@ def _resolve_shadows(attack, num_shadows):
     if attack in _DEFAULT_SHADOWS:
         check_positive("num_shadows", num_shadows, integer=True)
         num_shadows = int(num_shadows)
-    if attack == "lira" and num_shadows < 2:
-        raise ValueError(f"LiRA needs at least 2 reference models (some in, some out for every record). "
-                         f"Received: num_shadows={num_shadows}")
+    if attack in ("lira", "rmia") and num_shadows < 2:
+        raise ValueError(f"{'LiRA' if attack == 'lira' else 'RMIA'} needs at least 2 reference models (a "
+                         f"complementary pair: one trained with and one without every target). "
+                         f"Received: num_shadows={num_shadows}; pass num_shadows >= 2")
     return num_shadows
 
 

@@ -77,7 +77,7 @@ def _train_group(build, x_all, y_all, subsets, seeds, training, bar, done):
             epoch_fn(tf.constant(order))
         if m % bs:
             tail_fn(tf.constant(order[:, full * bs:]), tf.constant(1.0 / (m % bs), tf.float32))
-        bar.update(done + (e + 1) * len(seeds) / int(training.epochs))
+        bar.update(done + (e + 1) * len(seeds) // int(training.epochs))  # whole models: the bar counts integers
     return nets
 
 
