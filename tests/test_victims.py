@@ -236,3 +236,19 @@ def test_tabular_chain_and_unlearn_with_the_mlp(tabular, tmp_path, capsys):
     assert json.loads((tmp_path / "u" / "unlearn.json").read_text())["deleted"] == 2
     assert main(["chain", *data, "--model", "lenet5", "--blocks", "4", "--out", str(tmp_path / "x")]) == 2
     assert "'lenet5' takes images" in capsys.readouterr().err
+
+
+def test_chain_default_blocks_fit_small_data_but_a_chosen_subset_does_not(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    y = np.arange(6) % 3
+    x = (rng.normal(size=(6, 4)) + 2 * y[:, None]).astype(np.float32)
+    np.savez(tmp_path / "small.npz", x_train=x, y_train=y, x_test=x[:3], y_test=y[:3])
+    data = ["--dataset", str(tmp_path / "small.npz")]
+    assert main(["chain", *data, "--out", str(tmp_path / "c"), *QUIET]) == 0  # default 100 blocks > 6 records
+    assert json.loads((tmp_path / "c" / "manifest.json").read_text())["config"]["blocks"] == 6
+    assert "6 training records: 6 blocks (one record each) instead of the default 100" in capsys.readouterr().err
+    assert main(["chain", *data, "--train-subset", "2000", "--out", str(tmp_path / "x"), *QUIET]) == 2
+    err = capsys.readouterr().err
+    assert "--train-subset must be in [1, 6]" in err and "has 6 training records). Received: 2000" in err
+    assert main(["chain", *data, "--blocks", "50", "--out", str(tmp_path / "y"), *QUIET]) == 2  # chosen: refused
+    assert "Received: blocks=50" in capsys.readouterr().err
