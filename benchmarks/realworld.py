@@ -226,6 +226,16 @@ def _tfms(args, work: Path, timeout: int = 1500) -> tuple[dict, str]:
     return record, stdout
 
 
+def _n_test(spec: dict, work: Path) -> int:
+    """The victim's number of test records (``--eval-samples`` may not ask for more)."""
+    if "n_test" not in spec:
+        from tfmodelsec import load_dataset
+
+        path = work / spec["dataset"]
+        spec["n_test"] = len(load_dataset(str(path) if path.exists() else spec["dataset"]).x_test)
+    return spec["n_test"]
+
+
 def _read(path: Path) -> dict:
     return json.loads(path.read_text())
 
@@ -319,7 +329,7 @@ def run_victim(name: str, spec: dict, work: Path, commands) -> dict:
     cell("recover", ["recover", victim, *data, "--out", str(out / "recover"), *q], recover)
     cell("invert", ["invert", victim, *data, "--out", str(out / "invert"), *q], invert)
     cell("steal", ["steal", victim, *data, "--queries", str(QUERIES), "--candidates", "2000",
-                   "--eval-samples", "2000", "--out", str(out / "steal"), *q], steal)
+                   "--eval-samples", str(min(2000, _n_test(spec, work))), "--out", str(out / "steal"), *q], steal)
     cell("membership", ["membership", victim, *data, "--members", spec["members"], "--attacks", "loss,confidence",
                         "--population", "none", "--out", str(out / "membership"), *q], membership)
     cell("defend", ["defend", victim, *data, "--defense", "apgp_top1", "--epochs", "3", "--out", str(out / "defend"),

@@ -254,6 +254,17 @@ def test_chain_default_blocks_fit_small_data_but_a_chosen_subset_does_not(tmp_pa
     assert "Received: blocks=50" in capsys.readouterr().err
 
 
+
+def test_steal_refuses_more_eval_samples_than_the_data_has(tiny_model, tmp_path, capsys):
+    from tfmodelsec.models import save_model
+
+    save_model(tiny_model, tmp_path / "v.keras")
+    x = np.random.default_rng(0).normal(size=(6, 4)).astype(np.float32)
+    np.savez(tmp_path / "t.npz", x_train=x, y_train=np.arange(6) % 3, x_test=x[:3], y_test=np.arange(3))
+    assert main(["steal", str(tmp_path / "v.keras"), "--dataset", str(tmp_path / "t.npz"), "--queries", "4",
+                 "--eval-samples", "2000", "--out", str(tmp_path / "s"), *QUIET]) == 2  # was cut to 3, recorded 2000
+    assert "--eval-samples must be in [1, 3]" in capsys.readouterr().err
+
 # --------------------------------------------------------------------------- many classes
 
 
