@@ -3,6 +3,7 @@
     python benchmarks/realworld.py                 # builds the victims in runs/realworld/, runs the matrix
     python benchmarks/realworld.py --reuse         # reuses built victims (same seed, same files)
     python benchmarks/realworld.py --victims flat_mlp,tabular --commands info,recover
+    python benchmarks/realworld.py --victims legacy_h5 --commands steal --reuse --merge  # cells over the last matrix
 
 Victims (each saved to files first, then only handled through the command line, in subprocesses):
 
