@@ -3,6 +3,7 @@
     python benchmarks/realworld.py                 # builds the victims in runs/realworld/, runs the matrix
     python benchmarks/realworld.py --reuse         # reuses built victims (same seed, same files)
     python benchmarks/realworld.py --victims flat_mlp,tabular --commands info,recover
+    python benchmarks/realworld.py --victims legacy_h5 --commands steal --reuse --merge  # cells over the last matrix
 
 Victims (each saved to files first, then only handled through the command line, in subprocesses):
 
@@ -226,6 +227,16 @@ def _tfms(args, work: Path, timeout: int = 1500) -> tuple[dict, str]:
     return record, stdout
 
 
+def _n_test(spec: dict, work: Path) -> int:
+    """The victim's number of test records (``--eval-samples`` may not ask for more)."""
+    if "n_test" not in spec:
+        from tfmodelsec import load_dataset
+
+        path = work / spec["dataset"]
+        spec["n_test"] = len(load_dataset(str(path) if path.exists() else spec["dataset"]).x_test)
+    return spec["n_test"]
+
+
 def _read(path: Path) -> dict:
     return json.loads(path.read_text())
 
@@ -319,7 +330,7 @@ def run_victim(name: str, spec: dict, work: Path, commands) -> dict:
     cell("recover", ["recover", victim, *data, "--out", str(out / "recover"), *q], recover)
     cell("invert", ["invert", victim, *data, "--out", str(out / "invert"), *q], invert)
     cell("steal", ["steal", victim, *data, "--queries", str(QUERIES), "--candidates", "2000",
-                   "--eval-samples", "2000", "--out", str(out / "steal"), *q], steal)
+                   "--eval-samples", str(min(2000, _n_test(spec, work))), "--out", str(out / "steal"), *q], steal)
     cell("membership", ["membership", victim, *data, "--members", spec["members"], "--attacks", "loss,confidence",
                         "--population", "none", "--out", str(out / "membership"), *q], membership)
     cell("defend", ["defend", victim, *data, "--defense", "apgp_top1", "--epochs", "3", "--out", str(out / "defend"),
@@ -368,8 +379,12 @@ def targets(matrix: dict) -> dict:
 def markdown(matrix: dict, goals: dict, payload: dict) -> str:
     commands = [c for c in COMMANDS if any(c in v["cells"] for v in matrix.values())]
     lines = ["# Real-world victims: every command on models and data no one here tuned for", "",
-             f"Command: `{payload['command']}`  ", f"Seed {SEED}; load average {payload['load_average']}; "
-             f"total {payload['seconds']:.0f} s.", "",
+             f"Victims in this matrix: {', '.join(matrix)}. Seed {SEED}; total {payload['seconds']:.0f} s of runs "
+             "(2 shared CPU cores, loaded by other work: times are noisy). Runs (each cell says which run measured "
+             "it; `run` in realworld.json):", "",
+             *[f"{i}. `{r['command']}` (victims {', '.join(r.get('victims') or [])}; load average start "
+               f"{(r.get('load_average') or {}).get('start')}, end {(r.get('load_average') or {}).get('end')})"
+               for i, r in enumerate(payload["runs"])], "",
              "| victim | " + " | ".join(commands) + " |", "|---|" + "---|" * len(commands)]
     for name, v in matrix.items():
         row = [name]
@@ -380,7 +395,8 @@ def markdown(matrix: dict, goals: dict, payload: dict) -> str:
                 continue
             mark = "pass" if cell["pass"] else "**FAIL**"
             detail = _fmt(cell["headline"]) if cell["pass"] else (cell["error"] or "")[:160]
-            row.append(f"{mark} ({cell['seconds']:.0f}s) {detail}".replace("|", "/"))
+            run = f" run {cell['run']}" if "run" in cell else ""
+            row.append(f"{mark} ({cell['seconds']:.0f}s{run}) {detail}".replace("|", "/"))
         lines.append("| " + " | ".join(row) + " |")
     lines += ["", "## Targets", "", "| target | measured | met |", "|---|---|---|"]
     lines += [f"| {k} | {g['measured']} | {g['met']} |" for k, g in goals.items()]
@@ -395,12 +411,42 @@ def markdown(matrix: dict, goals: dict, payload: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def merge(previous: dict, matrix: dict, run: dict) -> tuple[dict, list]:
+    """``previous`` (an earlier realworld.json) with this run's cells put over it, and the list of runs.
+
+    A victim this run did not touch keeps its earlier cells; a cell this run measured replaces the earlier
+    one. Each cell says which run produced it (``run``: its index in ``runs``, each with its own command
+    and load average), so a merged matrix never hides which command measured what.
+    """
+    runs = list(previous.get("runs") or [])
+    if not runs and previous.get("matrix"):  # a file written before runs were recorded: one run
+        runs = [{"command": previous.get("command"), "load_average": previous.get("load_average"),
+                 "seconds": previous.get("seconds"), "victims": sorted(previous["matrix"])}]
+        for v in previous["matrix"].values():
+            for c in v["cells"].values():
+                c.setdefault("run", 0)
+    before = previous.get("matrix") or {}
+    merged = {name: {"spec": v["spec"], "cells": dict(v["cells"])} for name, v in before.items()}
+    for name, v in matrix.items():
+        for c in v["cells"].values():
+            c["run"] = len(runs)
+        entry = merged.setdefault(name, {"spec": v["spec"], "cells": {}})
+        entry["spec"] = v["spec"]
+        entry["cells"].update(v["cells"])
+    order = {c: i for i, c in enumerate(COMMANDS)}
+    for v in merged.values():
+        v["cells"] = dict(sorted(v["cells"].items(), key=lambda kv: order.get(kv[0], len(order))))
+    return dict(sorted(merged.items(), key=lambda kv: list(BUILDERS).index(kv[0]))), [*runs, run]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", default=str(WORK), help=f"folder for the victims and outputs (default: {WORK})")
     parser.add_argument("--reuse", action="store_true", help="reuse victims already built in --work")
     parser.add_argument("--victims", default=",".join(BUILDERS), help="comma-separated subset")
     parser.add_argument("--commands", default=",".join(COMMANDS), help="comma-separated subset")
+    parser.add_argument("--merge", action="store_true",
+                        help="put this run's cells over the existing results/realworld.json (each cell names its run)")
     args = parser.parse_args()
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
@@ -417,13 +463,19 @@ def main() -> int:
             specs_path.write_text(json.dumps(specs, indent=2))
             print(f"[realworld] built {name}: {specs[name]}", flush=True)
     matrix = {name: {"spec": specs[name], "cells": run_victim(name, specs[name], work, commands)} for name in names}
-    goals = targets(matrix)
-    payload = {"seed": SEED, "seconds": round(time.perf_counter() - start, 1),
-               "load_average": {"start": [round(v, 2) for v in load_start],
-                                "end": [round(v, 2) for v in os.getloadavg()]},
-               "matrix": matrix, "targets": goals}
-    from _common import command_line
+    from _common import RESULTS, command_line
 
+    run = {"command": command_line(), "victims": names, "commands": commands,
+           "seconds": round(time.perf_counter() - start, 1),
+           "load_average": {"start": [round(v, 2) for v in load_start],
+                            "end": [round(v, 2) for v in os.getloadavg()]}}
+    previous = {}
+    if args.merge and (RESULTS / "realworld.json").is_file():
+        previous = json.loads((RESULTS / "realworld.json").read_text())
+    matrix, runs = merge(previous, matrix, run)
+    goals = targets(matrix)
+    payload = {"seed": SEED, "seconds": round(sum(r.get("seconds") or 0 for r in runs), 1),
+               "load_average": run["load_average"], "runs": runs, "matrix": matrix, "targets": goals}
     payload["command"] = command_line()
     write_result("realworld", payload, markdown(matrix, goals, payload))
     print(markdown(matrix, goals, payload))

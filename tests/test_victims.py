@@ -236,3 +236,63 @@ def test_tabular_chain_and_unlearn_with_the_mlp(tabular, tmp_path, capsys):
     assert json.loads((tmp_path / "u" / "unlearn.json").read_text())["deleted"] == 2
     assert main(["chain", *data, "--model", "lenet5", "--blocks", "4", "--out", str(tmp_path / "x")]) == 2
     assert "'lenet5' takes images" in capsys.readouterr().err
+
+
+def test_chain_default_blocks_fit_small_data_but_a_chosen_subset_does_not(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    y = np.arange(6) % 3
+    x = (rng.normal(size=(6, 4)) + 2 * y[:, None]).astype(np.float32)
+    np.savez(tmp_path / "small.npz", x_train=x, y_train=y, x_test=x[:3], y_test=y[:3])
+    data = ["--dataset", str(tmp_path / "small.npz")]
+    assert main(["chain", *data, "--out", str(tmp_path / "c"), *QUIET]) == 0  # default 100 blocks > 6 records
+    assert json.loads((tmp_path / "c" / "manifest.json").read_text())["config"]["blocks"] == 6
+    assert "6 training records: 6 blocks (one record each) instead of the default 100" in capsys.readouterr().err
+    assert main(["chain", *data, "--train-subset", "2000", "--out", str(tmp_path / "x"), *QUIET]) == 2
+    err = capsys.readouterr().err
+    assert "--train-subset must be in [1, 6]" in err and "has 6 training records). Received: 2000" in err
+    assert main(["chain", *data, "--blocks", "50", "--out", str(tmp_path / "y"), *QUIET]) == 2  # chosen: refused
+    assert "Received: blocks=50" in capsys.readouterr().err
+
+
+
+def test_steal_refuses_more_eval_samples_than_the_data_has(tiny_model, tmp_path, capsys):
+    from tfmodelsec.models import save_model
+
+    save_model(tiny_model, tmp_path / "v.keras")
+    x = np.random.default_rng(0).normal(size=(6, 4)).astype(np.float32)
+    np.savez(tmp_path / "t.npz", x_train=x, y_train=np.arange(6) % 3, x_test=x[:3], y_test=np.arange(3))
+    assert main(["steal", str(tmp_path / "v.keras"), "--dataset", str(tmp_path / "t.npz"), "--queries", "4",
+                 "--eval-samples", "2000", "--out", str(tmp_path / "s"), *QUIET]) == 2  # was cut to 3, recorded 2000
+    assert "--eval-samples must be in [1, 3]" in capsys.readouterr().err
+
+# --------------------------------------------------------------------------- many classes
+
+
+@pytest.mark.parametrize("classes", [2, 101])
+def test_two_and_a_hundred_and_one_classes_through_defend_and_membership(classes, tmp_path):
+    """Everything works for 2 and for 100+ classes: a tiny 8-feature victim per count, through two commands.
+
+    (The 100-class tabular victim of benchmarks/realworld.py goes through every command.)
+    """
+    import keras
+
+    rng = np.random.default_rng(classes)
+    centres = rng.normal(size=(classes, 8)) * 3
+    y = np.tile(rng.permutation(classes), 2 * max(2, 100 // classes))  # every class in both halves
+    x = (centres[y] + rng.normal(size=(len(y), 8))).astype(np.float32)
+    half = len(y) // 2
+    np.savez(tmp_path / "t.npz", x_train=x[:half], y_train=y[:half], x_test=x[half:], y_test=y[half:])
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(64, activation="relu"),
+                              keras.layers.Dense(classes, activation="softmax")])
+    model.compile(keras.optimizers.Adam(1e-2), "sparse_categorical_crossentropy")
+    model.fit(x[:half], y[:half], epochs=20, batch_size=32, verbose=0)
+    model.save(tmp_path / "v.h5")
+    victim, data = str(tmp_path / "v.h5"), ["--dataset", str(tmp_path / "t.npz"), *QUIET]
+    assert main(["defend", victim, "--defense", "apgp_top1", "--epochs", "1", "--out", str(tmp_path / "d"), *data]) == 0
+    defended = json.loads((tmp_path / "d" / "defend.json").read_text())
+    assert defended["label_kept"] == 1.0 and defended["victim_accuracy"] > 1.5 / classes  # above chance
+    assert main(["membership", victim, "--members", "first:40", "--attacks", "loss,confidence", "--population", "none",
+                 "--out", str(tmp_path / "m"), *data]) == 0
+    attacks = json.loads((tmp_path / "m" / "membership.json").read_text())["attacks"]
+    assert set(attacks) == {"loss", "confidence"} and all(0.0 <= a["auc"] <= 1.0 for a in attacks.values())

@@ -21,6 +21,9 @@ tfmodelsec chain --model lenet5 --dataset mnist --sisa 10,4 --part 2/2 --out run
 tfmodelsec merge runs/chain/sisa --out runs/chain/sisa"""
 
 
+DEFAULT_BLOCKS = 100
+
+
 def register(sub) -> None:
     from tfmodelsec.models.zoo import MODELS
 
@@ -39,7 +42,8 @@ def register(sub) -> None:
     )
     add_dataset_argument(p)
     add_strategy_argument(p)
-    p.add_argument("--blocks", type=int, default=100, help="number of blocks B (default: 100)")
+    p.add_argument("--blocks", type=int, default=None,
+                   help=f"number of blocks B (default: {DEFAULT_BLOCKS}; one per training record when fewer)")
     p.add_argument(
         "--epochs-per-block", type=int, default=1, help="passes over each block (default: 1)"
     )
@@ -79,6 +83,7 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
+    import sys
     from pathlib import Path
 
     from tfmodelsec.data import load_dataset
@@ -94,8 +99,17 @@ def run(args) -> int:
     from tfmodelsec.models.zoo import build_model, default_architecture
 
     data = load_dataset(args.dataset, **dataset_options(args))
+    n = len(data.x_train)
     if args.train_subset is not None:
+        if not 0 < args.train_subset <= n:  # a value the user chose: refused, not clamped
+            raise CliError(f"--train-subset must be in [1, {n}] (dataset {data.name!r} has {n} training records). "
+                           f"Received: {args.train_subset}")
         data = data.subset(n_train=args.train_subset)
+    if args.blocks is None:  # the default must fit the data: clamped, with a notice
+        args.blocks = min(DEFAULT_BLOCKS, len(data.x_train))
+        if args.blocks < DEFAULT_BLOCKS and not args.resume and args.part is None:
+            print(f"tfmodelsec chain: note: {len(data.x_train)} training records: {args.blocks} blocks "
+                  f"(one record each) instead of the default {DEFAULT_BLOCKS}", file=sys.stderr, flush=True)
     if args.model == "auto":
         args.model = default_architecture(data.input_shape)
     build_model(args.model, data.input_shape, data.num_classes)  # an architecture that cannot take the data says so now

@@ -77,6 +77,9 @@ def run(args) -> int:
     if max(budgets) > len(pool):
         raise CliError(f"--queries {max(budgets)} exceeds the pool of {len(pool)} records")
     n_eval = len(data.x_test) if args.eval_samples is None else args.eval_samples
+    if not 0 < n_eval <= len(data.x_test):  # a number the user chose is not cut silently (steal.json records it)
+        raise CliError(f"--eval-samples must be in [1, {len(data.x_test)}] (dataset {data.name!r} has "
+                       f"{len(data.x_test)} test records). Received: {args.eval_samples}")
     from pathlib import Path
 
     out = Path(args.out)
