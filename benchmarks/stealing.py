@@ -14,6 +14,12 @@ pool = MNIST training images without labels, evaluation on the MNIST test set):
 5. MI-matrix time for 1k/2k/5k/10k pools (target: 10k <= 30 s on 2 CPU cores);
 6. DRMI restarts (Algorithm 1): objective H vs number of restarts.
 
+``--losses`` measures only the two KL losses side by side (issue 16, defect 6): ``kl``
+(Hinton: teacher and student softened by tau, x tau^2) and ``kl_seed`` (the seed lab's:
+only the teacher softened), random queries, plain distillation, every budget, ``--seeds``
+seeds, same seed = same queries and student initialisation for both
+-> results/stealing_losses.json / .md (about 10 minutes on 2 shared cores).
+
 Run: ``cd benchmarks && python stealing.py`` (``--quick`` for a smoke run).
 """
 
@@ -172,7 +178,7 @@ def markdown(payload):
               row("ours: ½ DRMI + ½ active, + self-training", FULL, "drmi", key="fidelity"),
               row("DRMI, distillation only", "distillation", "drmi", key="fidelity"),
               "", "## Loss (random queries, distillation only, seed 0)", "", head]
-    for loss in ("kl", "mse", "hard"):
+    for loss in ("kl", "kl_seed", "mse", "hard"):
         cells = []
         for b in budgets:
             r = next((r for r in payload["rows"] if r["attack"] == "distillation" and r["method"] == "random"
@@ -210,6 +216,9 @@ def main():
     ap.add_argument("--extra", action="store_true",
                     help="only the follow-up: DRMI on normalised MI, and the full attack with random instead of "
                          "DRMI (seed 0, budgets 50/150/600) -> results/stealing_extra.json")
+    ap.add_argument("--losses", action="store_true",
+                    help="only kl vs kl_seed (random queries, distillation only, every budget, --seeds seeds) "
+                         "-> results/stealing_losses.json")
     ap.add_argument("--goals", action="store_true",
                     help="only the full attack at the goal budgets 50/150/600, --seeds seeds "
                          "-> results/stealing_goals.json (a re-measure after a change to the training loop)")
@@ -218,6 +227,8 @@ def main():
         return extra()
     if args.goals:
         return goals_only(args.seeds)
+    if args.losses:
+        return losses_only(args.seeds)
 
     from tfmodelsec import plotting
     from tfmodelsec.attacks.stealing import SemiSupervised
@@ -234,7 +245,7 @@ def main():
     eval_data = (data.x_test[:n_eval], data.y_test[:n_eval])
     pool = data.x_train
     ssl = SemiSupervised(pool_size=3000 if args.quick else 8000)
-    selection = {"candidates": 2000 if args.quick else 5000, "restarts": 8}
+    selection = {"candidates": 1000 if args.quick else 2000}  # DRMI otherwise at select_queries' defaults
     restart_candidates = 1000 if args.quick else 2000
     cache = RESULTS.parent / "cache"
     common = {"eval_data": eval_data, "selection": selection, "cache_dir": cache}
@@ -259,7 +270,7 @@ def main():
     save("full attack")
     # 3. secondary comparisons, one seed, fewer budgets
     rows += sweep(victim, pool, side, methods=BASELINES, seeds=(0,), **plain)
-    rows += sweep(victim, pool, side, methods=("random",), losses=("mse", "hard"), seeds=(0,), **plain)
+    rows += sweep(victim, pool, side, methods=("random",), losses=("kl_seed", "mse", "hard"), seeds=(0,), **plain)
     rows += sweep(victim, pool, side, methods=("drmi",), seeds=(0,), semi_supervised=ssl, **common)
     save("secondary")
     art += art_runs(victim, pool, side, eval_data, 0, epochs_samples=30 * 2048)
@@ -301,6 +312,47 @@ def goals_only(n_seeds: int):
     md += [f"| {b} | {g['goal']:.0%} | {g['mean_accuracy']:.2%} | {g['std']:.2%} | {'yes' if g['met'] else 'no'} |"
            for b, g in goals.items()]
     write_result("stealing_goals", payload, "\n".join(md) + "\n")
+    print("\n".join(md))
+
+
+def losses_only(n_seeds: int):
+    """``kl`` vs ``kl_seed`` at every budget: random queries, distillation only, ``n_seeds`` seeds."""
+    import os
+
+    from tfmodelsec.attacks.stealing.sweep import summarize, sweep
+    from tfmodelsec.data import load_dataset
+    from tfmodelsec.models import load_victim
+
+    start = time.perf_counter()
+    load_start = os.getloadavg()
+    data = load_dataset("mnist")
+    victim = load_victim(_victim_path())
+    seeds = tuple(range(n_seeds))
+    # sweep runs both losses back to back for each seed and budget: same queries, same initial student
+    rows = sweep(victim, data.x_train, BUDGETS, methods=("random",), losses=("kl", "kl_seed"), seeds=seeds,
+                 semi_supervised=False, eval_data=(data.x_test, data.y_test), verbose=0)
+    summary = summarize(rows)
+    acc = {(r["loss"], r["budget"], r["seed"]): r["accuracy"] for r in rows}
+    diff = {b: [acc[("kl_seed", b, s)] - acc[("kl", b, s)] for s in seeds] for b in BUDGETS}
+    payload = {"budgets": BUDGETS, "seeds": n_seeds, "summary": summary, "rows": rows,
+               "paired_difference_kl_seed_minus_kl": {b: {"mean": float(np.mean(d)), "per_seed": d}
+                                                      for b, d in diff.items()},
+               "load_average": {"start": load_start, "end": os.getloadavg()},
+               "setting": ("victim lenet5_mnist.h5, student LeNet-5, random queries from the 60,000 MNIST training "
+                           "images, plain distillation (tau 4, 30 epochs, augmentation), no self-training; "
+                           "accuracy on the 10,000 test images"),
+               "total_seconds": round(time.perf_counter() - start, 1)}
+    summ = {(e["loss"], e["budget"]): e for e in summary}
+    md = ["# Stealing: the two KL losses (random queries, distillation only)", "", payload["setting"] + f"; "
+          f"{n_seeds} seeds (mean ± std), both losses on the same queries and initial student per seed.", "",
+          "| loss | " + " | ".join(str(b) for b in BUDGETS) + " |", "|---|" + "---|" * len(BUDGETS)]
+    for loss, label in (("kl", "kl (Hinton: both softened, x tau^2)"), ("kl_seed", "kl_seed (teacher softened)")):
+        md.append(f"| {label} | " + " | ".join(_fmt(summ.get((loss, b)), "accuracy") for b in BUDGETS) + " |")
+    md.append("| kl_seed - kl (paired mean) | " + " | ".join(f"{100 * np.mean(diff[b]):+.2f} pts" for b in BUDGETS)
+              + " |")
+    md += ["", f"{payload['total_seconds']} s; load average at start {load_start[0]:.1f}, "
+               f"at end {payload['load_average']['end'][0]:.1f} (2 CPU cores shared with other jobs)."]
+    write_result("stealing_losses", payload, "\n".join(md) + "\n")
     print("\n".join(md))
 
 
@@ -374,8 +426,8 @@ def _payload(args, victim, eval_data, budgets, seeds, ssl, selection, restart_ca
         "methods_baselines": list(BASELINES), "restart_candidates": restart_candidates,
         "secondary_budgets": side,
         "design": ("To fit ~20 min on 2 shared CPU cores: DRMI / correlation / class-probability search a "
-                   f"seeded random subset of {selection['candidates']} pool images ({selection['restarts']} "
-                   f"restarts); self-training uses a seeded {ssl.pool_size}-image subset of the pool "
+                   f"seeded random subset of {selection['candidates']} pool images (DRMI: every candidate as a "
+                   f"start, 8 gray levels, g = max); self-training uses a seeded {ssl.pool_size}-image subset of the pool "
                    f"({ssl.rounds} rounds x {ssl.epochs} epochs); baselines, losses, DRMI+self-training "
                    f"without active queries and ART run seed 0 only, at budgets {side}."),
         "attack": {"student": "lenet5", "loss": "kl", "temperature": 4.0, "epochs": 30, "learning_rate": 3e-3,

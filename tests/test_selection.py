@@ -198,3 +198,27 @@ def test_selection_rejects_empty_and_bad_pools():
         drmi.mutual_information_matrix(np.zeros((3, 4, 4, 1)), levels=1)
     with pytest.raises(ValueError, match="k"):
         drmi.drmi_subset(W, 7)
+
+
+def test_batched_greedy_equals_one_start_at_a_time():
+    rng = np.random.default_rng(2)
+    a = rng.random((40, 40)).astype(np.float32)
+    w = a + a.T
+    np.fill_diagonal(w, 0)
+    for g in ("sum", "max"):
+        sets, costs = drmi._greedy_batched(w, 6, np.arange(40), g=g, block=16)
+        for t in range(40):
+            one = drmi.greedy_initialization(w, 6, t, g=g)
+            assert sets[t].tolist() == one.tolist()
+            assert costs[t] == pytest.approx(drmi.subset_cost(w, one), rel=1e-9)
+        res = drmi.drmi_subset(w, 6, restarts=None, g=g, swaps=False)
+        assert res.cost == pytest.approx(costs.min()) and len(res.restart_costs) == 40
+
+
+def test_drmi_defaults_are_the_studied_variant():
+    # issue 16 defect 8: every candidate as a start, g = max, no swaps, 8 levels, 2,000 candidates
+    pool = np.random.default_rng(0).random((60, 4, 4, 1)).astype(np.float32)
+    _, info = select_queries(pool, 5, method="drmi", return_info=True)
+    assert (info["restarts"], info["g"], info["swaps"], info["levels"]) == (60, "max", False, 8)
+    from tfmodelsec.attacks.stealing.selection import DEFAULT_CANDIDATES
+    assert DEFAULT_CANDIDATES == 2000

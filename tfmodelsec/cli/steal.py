@@ -44,9 +44,10 @@ def register(sub) -> None:
     p.add_argument("--pool-size", type=int, default=None, metavar="N",
                    help="attacker pool: the first N of the dataset's x_pool, else of its training inputs, "
                         "labels unused (default: all)")
-    p.add_argument("--candidates", type=int, default=5000,
-                   help="pool samples DRMI / correlation / class_probability search (default: 5000)")
-    p.add_argument("--restarts", type=int, default=8, help="DRMI restarts (Algorithm 1; default: 8)")
+    p.add_argument("--candidates", type=int, default=2000,
+                   help="pool samples DRMI / correlation / class_probability search (default: 2000)")
+    p.add_argument("--restarts", type=int, default=None,
+                   help="DRMI starting points drawn at random (Algorithm 1; default: every candidate, as in the paper)")
     p.add_argument("--active-share", type=float, default=0.5,
                    help="share of each budget queried by uncertainty after a first distillation; the rest is "
                         "chosen by --select (default: 0.5; 0 = --select only)")
