@@ -59,7 +59,8 @@ VARIANTS = {
     "nmi_gmax": {"method": "drmi", "levels": 256, "restarts": None, "normalize": True, "g": "max", "swaps": False},
     "balanced": {"method": "drmi", "levels": 256, "restarts": None, "clusters": CLASSES},
     "balanced_nmi": {"method": "drmi", "levels": 256, "restarts": None, "clusters": CLASSES, "normalize": True},
-    "balanced_gmax": {"method": "drmi", "levels": 256, "restarts": None, "clusters": CLASSES, "g": "max", "swaps": False},
+    "balanced_gmax": {"method": "drmi", "levels": 256, "restarts": None, "clusters": CLASSES, "g": "max",
+                      "swaps": False},
     "gmax8": {"method": "drmi", "levels": 8, "restarts": None, "g": "max", "swaps": False},
 }
 # What a full run measures (the others stay available through --variants): seed 0 at 50 / 150 queries

@@ -138,7 +138,8 @@ def main(argv=None) -> int:
     for seed in range(args.seed + 1, args.seed + (2 if quick else 5)):
         r = invert(victim, steps=steps, seed=seed, verbose=0)
         rm = r.evaluate(means, independent=indep.model)
-        robustness.append({"seed": seed, "min_confidence": float(r.confidence.min()), "mean_pearson": rm["mean_pearson"],
+        robustness.append({"seed": seed, "min_confidence": float(r.confidence.min()),
+                           "mean_pearson": rm["mean_pearson"],
                            "nearest_mean_correct": rm["nearest_mean_correct"],
                            "nearest_mean_euclidean_correct": rm["nearest_mean_euclidean_correct"],
                            "independent_accuracy": rm["independent_accuracy"], "seconds": round(r.seconds, 2)})

@@ -83,6 +83,7 @@ def art_runs(victim, pool, budgets, eval_data, seed, epochs_samples):
     import tensorflow as tf
     from art.attacks.extraction import CopycatCNN, KnockoffNets
     from art.estimators.classification import BlackBoxClassifier, TensorFlowV2Classifier
+
     from tfmodelsec.attacks.stealing import evaluate_student
     from tfmodelsec.models.zoo import build_model
     from tfmodelsec.oracle import BlackBox
@@ -105,7 +106,7 @@ def art_runs(victim, pool, budgets, eval_data, seed, epochs_samples):
                     with tf.GradientTape() as tape:
                         loss = _loss(labels, model(images, training=True))
                     grads = tape.gradient(loss, model.trainable_variables)
-                    _opt.apply_gradients(zip(grads, model.trainable_variables))
+                    _opt.apply_gradients(zip(grads, model.trainable_variables, strict=True))
 
                 return lambda _model, images, labels: step(images, labels)
 
@@ -427,7 +428,8 @@ def _payload(args, victim, eval_data, budgets, seeds, ssl, selection, restart_ca
         "secondary_budgets": side,
         "design": ("To fit ~20 min on 2 shared CPU cores: DRMI / correlation / class-probability search a "
                    f"seeded random subset of {selection['candidates']} pool images (DRMI: every candidate as a "
-                   f"start, 8 gray levels, g = max); self-training uses a seeded {ssl.pool_size}-image subset of the pool "
+                   f"start, 8 gray levels, g = max); self-training uses a seeded {ssl.pool_size}-image subset of "
+                   "the pool "
                    f"({ssl.rounds} rounds x {ssl.epochs} epochs); baselines, losses, DRMI+self-training "
                    f"without active queries and ART run seed 0 only, at budgets {side}."),
         "attack": {"student": "lenet5", "loss": "kl", "temperature": 4.0, "epochs": 30, "learning_rate": 3e-3,

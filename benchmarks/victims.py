@@ -12,8 +12,8 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-from pathlib import Path
 import time
+from pathlib import Path
 
 from _common import SAVED, setup_keras_home, write_result
 

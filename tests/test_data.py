@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
-
 from conftest import has_mnist
+
 from tfmodelsec.data import Dataset, load_dataset
 from tfmodelsec.errors import DatasetUnavailable
 

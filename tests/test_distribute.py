@@ -168,7 +168,7 @@ def test_multiworker_two_processes_on_loopback(tmp_path):
             if p.poll() is None:
                 p.kill()
                 p.wait()
-    for p, (out, err) in zip(procs, outs):
+    for p, (out, err) in zip(procs, outs, strict=True):
         assert p.returncode == 0, err[-1500:]
         assert "WORKERS 2" in out
     w0, w1 = np.load(tmp_path / "w0.npz"), np.load(tmp_path / "w1.npz")

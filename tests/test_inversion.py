@@ -147,8 +147,8 @@ def test_cli_invert(digits_victim, tmp_path):
 
 
 def test_audit_section_quick(digits_victim, digits, tmp_path):
-    from tfmodelsec.audit.inversion import audit_section
     from tfmodelsec.audit import AuditContext
+    from tfmodelsec.audit.inversion import audit_section
 
     section = audit_section(AuditContext(digits_victim, digits, tmp_path, quick=True, verbose=0))
     assert section.key == "inversion" and (tmp_path / section.figures[0]).is_file()

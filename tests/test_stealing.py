@@ -212,8 +212,8 @@ def test_cli_steal_user_errors(extra, match, tmp_path, digits_victim, capsys):
 def test_audit_section_quick(tmp_path, digits, digits_victim):
     import time
 
-    from tfmodelsec.audit.stealing import audit_section
     from tfmodelsec.audit import AuditContext
+    from tfmodelsec.audit.stealing import audit_section
 
     start = time.perf_counter()
     section = audit_section(AuditContext(digits_victim, digits, tmp_path, quick=True, verbose=0))

@@ -121,7 +121,7 @@ def inversion_metrics(images, labels, *, confidence=None, class_means=None, inde
         ss = None if vectors else ssim(images, own, max_val=max_val)
         near_c = nearest_class_mean(seen, means, metric="correlation")
         near_e = nearest_class_mean(seen, means, metric="euclidean")
-        for i, (row, p, nc, ne) in enumerate(zip(per, pr, near_c, near_e)):
+        for i, (row, p, nc, ne) in enumerate(zip(per, pr, near_c, near_e, strict=True)):
             row.update(pearson=float(p), nearest_mean=int(nc), nearest_mean_euclidean=int(ne))
             if ss is not None:
                 row["ssim"] = float(ss[i])
@@ -137,11 +137,11 @@ def inversion_metrics(images, labels, *, confidence=None, class_means=None, inde
         if tuple(x.shape[1:]) != tuple(judge.input_shape) and x[0].size == int(np.prod(judge.input_shape)):
             x = x.reshape(len(x), *judge.input_shape)
         pred = judge.predict_labels(x)
-        for row, k in zip(per, pred):
+        for row, k in zip(per, pred, strict=True):
             row["independent_prediction"] = int(k)
         out["independent_accuracy"] = float(np.mean(pred == labels))
     if tv is not None:
-        for row, t in zip(per, tv):
+        for row, t in zip(per, tv, strict=True):
             row["tv"] = float(t)
     out["per_class"] = per
     return out

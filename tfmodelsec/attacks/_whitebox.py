@@ -101,7 +101,7 @@ def check_classes(name: str, classes, num_classes: int) -> np.ndarray:
         values = [int(c) for c in classes]
     except (TypeError, ValueError):
         raise ValueError(f"`{name}` must be class indices. Received: {name}={classes!r}") from None
-    bad = [c for c, raw in zip(values, classes) if c != raw or not 0 <= c < num_classes]
+    bad = [c for c, raw in zip(values, classes, strict=True) if c != raw or not 0 <= c < num_classes]
     if not values or bad:
         raise ValueError(
             f"`{name}` must be a non-empty list of class indices in [0, {num_classes - 1}]. "

@@ -28,7 +28,7 @@ NORMS = ("linf", "l2")
 _LOG_EPS = 1e-12
 _L2_EPS = 1e-12
 
-_COMPILED: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+_COMPILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def _probability_model(model):

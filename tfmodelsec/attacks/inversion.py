@@ -195,9 +195,11 @@ class InversionResult:
     def to_dict(self) -> dict:
         per_class = [
             {"class": int(c), "confidence": float(p), "predicted": int(k), "steps": int(s), "tv": float(t)}
-            for c, p, k, s, t in zip(self.labels, self.confidence, self.predicted, self.steps_taken, self.tv)
+            for c, p, k, s, t in zip(self.labels, self.confidence, self.predicted, self.steps_taken, self.tv,
+                                     strict=True)
         ]
-        for row, extra in zip(per_class, self.metrics.get("per_class", [])):
+        # no per-class metrics before evaluate(): nothing to add then
+        for row, extra in zip(per_class, self.metrics.get("per_class", []), strict=False):
             row.update({k: v for k, v in extra.items() if k != "class"})
         summary = {k: v for k, v in self.metrics.items() if k != "per_class"}
         return {"config": {**asdict(self.config), "scales": list(self.config.scales)},
@@ -208,7 +210,7 @@ class InversionResult:
     def plot(self, title: str | None = None):
         from tfmodelsec import plotting
 
-        titles = [f"{c}: {p:.2f}" for c, p in zip(self.labels, self.confidence)]
+        titles = [f"{c}: {p:.2f}" for c, p in zip(self.labels, self.confidence, strict=True)]
         if self.image_shape is None:
             return plotting.vector_rows(self.images, labels=titles, suptitle=title)
         return plotting.image_grid(_to_unit(self.shown()), titles=titles, suptitle=title)
@@ -399,7 +401,7 @@ def invert(victim, *, classes=None, config: InversionConfig | None = None, seed:
     steps_taken = tf.zeros([n], tf.int32)
     stop_conf = 2.0 if config.stop_confidence is None else float(config.stop_confidence)
     with Timer() as timer:
-        for k, (size, steps) in enumerate(zip(sizes, per_stage)):
+        for k, (size, steps) in enumerate(zip(sizes, per_stage, strict=True)):
             if k > 0:
                 x = tf.image.resize(x, size, "bilinear")
             if steps == 0:
@@ -411,8 +413,9 @@ def invert(victim, *, classes=None, config: InversionConfig | None = None, seed:
                 tf.constant(float(config.tol)), tf.constant(stop_conf), tf.constant(int(seed) * 1000 + k),
                 *_schedule(config, steps, last=k == stages - 1))
             if verbose:
-                print(f"[invert] stage {k + 1}/{stages} {size[0]}x{size[1]}: {int(tf.reduce_sum(tf.cast(active, tf.int32)))} "
-                      f"of {n} classes still active", flush=True)
+                still = int(tf.reduce_sum(tf.cast(active, tf.int32)))
+                print(f"[invert] stage {k + 1}/{stages} {size[0]}x{size[1]}: {still} of {n} classes still active",
+                      flush=True)
         images = x if tuple(x.shape[1:3]) == (h, w) else tf.image.resize(x, [h, w], "bilinear")
         images = np.clip(images.numpy(), lo, hi).astype(np.float32)
     probs = victim.probabilities(images)
@@ -441,7 +444,7 @@ class SweepResult:
 
     def to_dict(self) -> dict:
         rows = []
-        for lam, r in zip(self.tv_weights, self.results):
+        for lam, r in zip(self.tv_weights, self.results, strict=True):
             d = r.to_dict()
             rows.append({"tv_weight": lam, **{k: v for k, v in d.items() if k not in ("per_class", "config")}})
         return {"tv_weights": list(self.tv_weights), "trade_off": rows}
@@ -451,7 +454,7 @@ class SweepResult:
         from tfmodelsec import plotting
 
         if self.results[0].image_shape is None:  # feature vectors: one heat-map row per class and λ
-            labels = [f"λ={lam:g} {c}" for lam, r in zip(self.tv_weights, self.results) for c in r.labels]
+            labels = [f"λ={lam:g} {c}" for lam, r in zip(self.tv_weights, self.results, strict=True) for c in r.labels]
             return plotting.vector_rows(np.concatenate([r.images for r in self.results]), labels=labels,
                                         suptitle="model inversion: one row per class and λ")
         images = np.concatenate([_to_unit(r.shown()) for r in self.results])

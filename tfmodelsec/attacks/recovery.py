@@ -94,7 +94,7 @@ class RecoveryResult:
         """One image per target, titled with the victim's confidence."""
         from tfmodelsec import plotting
 
-        titles = [f"{t}: {c:.3f}" for t, c in zip(self.targets, self.confidence)]
+        titles = [f"{t}: {c:.3f}" for t, c in zip(self.targets, self.confidence, strict=True)]
         suptitle = "recovered inputs (class: victim confidence)"
         if self.image_shape is None:
             return plotting.vector_rows(self.images, labels=titles, suptitle=suptitle)

@@ -19,7 +19,6 @@ def audit_section(ctx):
     from tfmodelsec.attacks.inversion import invert
     from tfmodelsec.audit.section import Section
     from tfmodelsec.metrics import class_means
-
     from tfmodelsec.models.ranges import input_bounds
 
     victim, data = ctx.victim, ctx.data

@@ -18,8 +18,7 @@ def audit_section(ctx):
     records of the dataset's training split were used and its test split was not; the
     section states this assumption.
     """
-    from tfmodelsec.attacks.membership import (ShadowTraining, membership_inference, membership_split,
-                                               results_table)
+    from tfmodelsec.attacks.membership import ShadowTraining, membership_inference, membership_split, results_table
     from tfmodelsec.attacks.membership.threshold import THRESHOLD_SIGNALS
     from tfmodelsec.audit.section import Section
     from tfmodelsec.plotting import close, roc_figure

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
-from tfmodelsec.cli._common import (add_common_run_arguments, add_dataset_argument, add_parser,
-                                    add_victim_argument, load_victim_and_data)
+from tfmodelsec.cli._common import (
+    add_common_run_arguments,
+    add_dataset_argument,
+    add_parser,
+    add_victim_argument,
+    load_victim_and_data,
+)
 
 EXAMPLE = "tfmodelsec audit saved_models/lenet5_mnist.h5 --dataset mnist --out runs/audit --quick"
 

@@ -81,10 +81,11 @@ def run(args) -> int:
     fig.savefig(out / "inversion.png", dpi=100, bbox_inches="tight")
     plotting.close(fig)
     payload = {"victim": victim.describe(), "dataset": data.name, "seed": args.seed,
-               "runs": [{"tv_weight": lam, **r.to_dict()} for lam, r in zip(sweep.tv_weights, sweep.results)],
+               "runs": [{"tv_weight": lam, **r.to_dict()}
+                        for lam, r in zip(sweep.tv_weights, sweep.results, strict=True)],
                **({"trade_off": sweep.to_dict()["trade_off"]} if len(sweep.results) > 1 else {})}
     write_json(out / "inversion.json", payload)
-    for lam, r in zip(sweep.tv_weights, sweep.results):
+    for lam, r in zip(sweep.tv_weights, sweep.results, strict=True):
         m = r.metrics
         print(f"tv_weight={lam:g}: min confidence {r.confidence.min():.4f}, mean Pearson with class mean "
               f"{m['mean_pearson']:.3f}, nearest class mean = target {m['nearest_mean_correct']}/{len(r.labels)}, "

@@ -4,9 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tfmodelsec.cli._common import (CliError, add_common_run_arguments, add_dataset_argument, add_parser,
-                                    add_strategy_argument, add_victim_argument, load_victim_and_data,
-                                    strategy_arg)
+from tfmodelsec.cli._common import (
+    CliError,
+    add_common_run_arguments,
+    add_dataset_argument,
+    add_parser,
+    add_strategy_argument,
+    add_victim_argument,
+    load_victim_and_data,
+    strategy_arg,
+)
 
 EXAMPLE = """\
 tfmodelsec train --model lenet5 --dataset fashion_mnist --train-subset 5000 --epochs 40 --lr 5e-3 \\
@@ -122,8 +129,13 @@ def _oracle(args, victim, split):
 def run(args) -> int:
     import numpy as np
 
-    from tfmodelsec.attacks.membership import (LabelOnly, LiraShadows, membership_inference, membership_split,
-                                               results_table)
+    from tfmodelsec.attacks.membership import (
+        LabelOnly,
+        LiraShadows,
+        membership_inference,
+        membership_split,
+        results_table,
+    )
     from tfmodelsec.plotting import close, roc_figure
     from tfmodelsec.utils import write_json
 

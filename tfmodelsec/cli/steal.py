@@ -34,7 +34,8 @@ def register(sub) -> None:
     p.add_argument("--select", default="drmi",
                    help="comma-separated selection methods: random, drmi, neuron_trace, correlation, "
                         "class_probability (default: drmi)")
-    p.add_argument("--loss", default="kl", help="comma-separated losses: kl (Hinton: teacher and student softened by --temperature, x tau^2), "
+    p.add_argument("--loss", default="kl",
+                   help="comma-separated losses: kl (Hinton: teacher and student softened by --temperature, x tau^2), "
                         "kl_seed (the seed lab's: only the teacher softened), mse, hard (default: kl)")
     p.add_argument("--student", default="auto",
                    help="student architecture from the zoo; auto: lenet5 for images, mlp for feature vectors "
@@ -63,8 +64,8 @@ def register(sub) -> None:
 
 def run(args) -> int:
     from tfmodelsec import plotting
-    from tfmodelsec.attacks.stealing.selection import SELECTION_METHODS
     from tfmodelsec.attacks.stealing import LOSSES
+    from tfmodelsec.attacks.stealing.selection import SELECTION_METHODS
     from tfmodelsec.attacks.stealing.sweep import PAPER_DRMI_LENET5, summarize, sweep
     from tfmodelsec.utils import Timer, check_choice, write_json
 

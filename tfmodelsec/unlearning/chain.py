@@ -85,7 +85,7 @@ class ChainConfig:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> "ChainConfig":
+    def from_dict(cls, d: dict) -> ChainConfig:
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in names})
 
@@ -171,7 +171,7 @@ class Chain:
 
     # --- opening and checking -------------------------------------------------------
     @classmethod
-    def open(cls, path, *, verify: bool = True, require_complete: bool = True) -> "Chain":
+    def open(cls, path, *, verify: bool = True, require_complete: bool = True) -> Chain:
         """Read ``path/manifest.json``; with ``verify`` check every checkpoint's sha256.
 
         Raises:

@@ -295,7 +295,7 @@ def merge_mi_parts(paths, cache_dir=None) -> np.ndarray:
     if not headers:
         raise ValueError("`paths` is empty: expected the mi_KEY.part-i-of-n.npz files of a split run")
     first = {k: v for k, v in headers[0].items() if k != "part"}
-    for path, h in zip(paths, headers):
+    for path, h in zip(paths, headers, strict=True):
         if {k: v for k, v in h.items() if k != "part"} != first:
             raise ValueError(f"cannot merge MI parts of different pools or settings: {str(path)!r}")
     check_coverage([ids for ids, _ in pieces], first["total_blocks"], what="MI blocks")

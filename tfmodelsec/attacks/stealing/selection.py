@@ -207,7 +207,7 @@ def _drmi_balanced(mi, n, groups, *, restarts, g, swaps, seed, verbose):
     ids = np.unique(groups)
     quota = proportional_quotas([np.sum(groups == c) for c in ids], n)
     picked, starts = [], 0
-    for c, k in zip(ids, quota):
+    for c, k in zip(ids, quota, strict=True):
         if k == 0:
             continue
         members = np.flatnonzero(groups == c)

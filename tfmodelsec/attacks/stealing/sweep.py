@@ -51,8 +51,8 @@ def sweep(victim, pool, budgets, *, methods=("drmi",), losses=("kl",), seeds=(0,
         out_dir: when given, each student is saved there as ``.h5`` (file named in its row).
         cache_dir: MI-matrix cache shared by the runs (default: ``out_dir/cache``).
     """
-    from tfmodelsec.attacks.stealing.selection import select_queries
     from tfmodelsec.attacks.stealing.distillation import steal
+    from tfmodelsec.attacks.stealing.selection import select_queries
     from tfmodelsec.models.io import as_victim, save_model
     from tfmodelsec.oracle import BlackBox
     from tfmodelsec.utils import check_probability
@@ -107,7 +107,7 @@ def summarize(rows, keys=("attack", "method", "loss", "budget"), metrics=("accur
         groups.setdefault(tuple(r[k] for k in keys), []).append(r)
     out = []
     for key, members in groups.items():
-        entry = dict(zip(keys, key))
+        entry = dict(zip(keys, key, strict=True))
         entry["seeds"] = len(members)
         for m in metrics:
             vals = [r[m] for r in members if r.get(m) is not None]
