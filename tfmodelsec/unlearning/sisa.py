@@ -126,6 +126,14 @@ class Sisa:
         return keras.Model(inputs, MajorityVote(name="vote")(outs), name="sisa")
 
 
+def _trainer_for(config, input_shape, strategy):
+    """The block trainer of an ensemble's settings (training and unlearning share it)."""
+    c = config
+    return get_trainer(c["model"], input_shape, c["num_classes"], optimizer=c["optimizer"],
+                       learning_rate=c["learning_rate"], batch_size=c["batch_size"], strategy=strategy,
+                       input_range=_input_range(c))
+
+
 def _train_stages(trainer, weights, shard_slices, x, y, keep_fn, seed, shard, first, last, epochs):
     """Train stages ``first..last`` of one shard from ``weights``; yield each stage's weights."""
     for r in range(first, last + 1):
@@ -184,16 +192,7 @@ def _train_shards(config, x, y, parts, shard_ids, out: Path, strategy, verbose) 
     from tfmodelsec.models.zoo import build_model
 
     c = config
-    trainer = get_trainer(
-        c["model"],
-        x.shape[1:],
-        c["num_classes"],
-        optimizer=c["optimizer"],
-        learning_rate=c["learning_rate"],
-        batch_size=c["batch_size"],
-        strategy=strategy,
-        input_range=_input_range(c),
-    )
+    trainer = _trainer_for(c, x.shape[1:], strategy)
     R = c["slices"]
     checkpoints, bar = [], progbar(len(shard_ids) * R, verbose=verbose, unit_name="stage")
     for k, s in enumerate(shard_ids):
@@ -330,16 +329,7 @@ def unlearn_sisa(sisa: Sisa, delete_ids, *, data, strategy=None, verbose: int = 
     if len(x) != c["n_train"] or data_fingerprint(x, y) != c["data_sha256"]:
         raise ValueError("`data` does not match the SISA ensemble's training records")
     ids = check_delete_ids(delete_ids, c["n_train"])
-    trainer = get_trainer(
-        c["model"],
-        c["input_shape"],
-        c["num_classes"],
-        optimizer=c["optimizer"],
-        learning_rate=c["learning_rate"],
-        batch_size=c["batch_size"],
-        strategy=strategy,
-        input_range=_input_range(c),
-    )
+    trainer = _trainer_for(c, c["input_shape"], strategy)
     start = time.perf_counter()
     shard_of, slice_of = sisa.locate(ids)
     final, stages, R = [], 0, c["slices"]
