@@ -60,6 +60,31 @@ def _lambda_model():
     return keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(x))
 
 
+def test_fit_seeded_in_one_call_visits_the_batches_of_one_fit_per_epoch():
+    """One ``fit`` over every epoch's seeded batches = one ``fit(shuffle=False)`` per epoch on the same orders."""
+    from tfmodelsec.models.train import fit_seeded
+
+    rng = np.random.default_rng(0)
+    x, y = rng.random((70, 5)).astype(np.float32), rng.integers(0, 3, 70)  # 70 = 4 batches of 16 + 6
+
+    def model():
+        keras.utils.set_random_seed(1)
+        m = keras.Sequential([keras.Input((5,)), keras.layers.Dense(8, activation="relu"),
+                              keras.layers.Dense(3, activation="softmax")])
+        m.compile(keras.optimizers.Adam(1e-2), "sparse_categorical_crossentropy")
+        return m
+
+    one_call = model()
+    history = fit_seeded(one_call, x, y, epochs=3, batch_size=16, rng=np.random.default_rng(7))
+    per_epoch, orders, losses = model(), np.random.default_rng(7), []
+    for _ in range(3):
+        order = orders.permutation(len(x))
+        losses += per_epoch.fit(x[order], y[order], batch_size=16, shuffle=False, verbose=0).history["loss"]
+    np.testing.assert_allclose(history["loss"], losses, rtol=1e-6)
+    for a, b in zip(one_call.get_weights(), per_epoch.get_weights(), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+
+
 @pytest.mark.parametrize("suffix", [".h5", ".keras"])
 def test_roundtrip_and_detection(tmp_path, tiny_model, suffix):
     path = save_model(tiny_model, tmp_path / f"m{suffix}", metadata={"note": "x"})
