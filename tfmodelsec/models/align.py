@@ -27,25 +27,32 @@ def _reshaped(victim, data, verbose):
         raise ValueError(f"the victim expects inputs of shape {want} but dataset {data.name!r} has samples of "
                          f"shape {have}")
 
-    def fit(x):
-        return None if x is None else np.ascontiguousarray(x.reshape(len(x), *want))
-
     notice(f"the victim takes inputs of shape {want}: reshaping dataset {data.name!r} samples {have} to {want}",
            verbose=verbose)
-    data = replace(data, x_train=fit(data.x_train), x_test=fit(data.x_test), x_pool=fit(data.x_pool))
+    data = _map_inputs(data, lambda x: np.ascontiguousarray(x.reshape(len(x), *want)))
     if len(have) == 3 and len(want) == 1:
         victim = replace(victim, image_shape=have)
     return victim, data
 
 
-def _rescale(data, source, target):
+def _map_inputs(data, fn, **changes):
+    """``data`` with ``fn`` applied to each input array it holds (train, test, pool) and ``changes`` made."""
+
+    def apply(x):
+        return None if x is None else fn(x)
+
+    return replace(data, x_train=apply(data.x_train), x_test=apply(data.x_test), x_pool=apply(data.x_pool),
+                   **changes)
+
+
+def _linear(x, source, target):
+    """``x`` mapped linearly from the ``source`` range onto the ``target`` range (float32)."""
     (a, b), (c, d) = source, target
+    return ((x - a) * np.float32((d - c) / (b - a)) + np.float32(c)).astype(np.float32)
 
-    def fit(x):
-        return None if x is None else ((x - a) * np.float32((d - c) / (b - a)) + np.float32(c)).astype(np.float32)
 
-    return replace(data, x_train=fit(data.x_train), x_test=fit(data.x_test), x_pool=fit(data.x_pool),
-                   value_range=(float(c), float(d)))
+def _rescale(data, source, target):
+    return _map_inputs(data, lambda x: _linear(x, source, target), value_range=(float(target[0]), float(target[1])))
 
 
 def _span(data):
@@ -56,8 +63,7 @@ def _span(data):
 def _probe_accuracy(victim, data, rng_range=None):
     x, y = data.x_test[:_PROBE_RECORDS], data.y_test[:_PROBE_RECORDS]
     if rng_range is not None:
-        (a, b), (c, d) = data.value_range, rng_range
-        x = (x - a) * np.float32((d - c) / (b - a)) + np.float32(c)
+        x = _linear(x, data.value_range, rng_range)
     return float(np.mean(victim.predict_labels(x) == y)) if len(x) else 0.0
 
 
